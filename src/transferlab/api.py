@@ -1,0 +1,220 @@
+"""The high-level recipe: fine-tune a pretrained backbone on an image folder.
+
+``fine_tune`` composes the mid-level parts — data splits, the model factory, freezing,
+parameter groups, the training loop and its listeners — following the phases of a strategy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data import build_transforms, load_splits, make_loader
+from .data.features import cached_features, feature_loader
+from .finetune.freeze import count_parameters, train_top
+from .finetune.param_groups import build_param_groups
+from .finetune.regularizers import L2SP
+from .finetune.schedules import Scheduler
+from .finetune.strategies import Phase, plan_phases
+from .inspect.interpret import Evaluation, evaluate_model, plot_confusion
+from .models.factory import TransferModel, create_model
+from .runs import new_run_dir, plot_curves, save_model, write_report
+from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
+from .training.checkpoint import atomic_write_text, load_state, save_state
+from .training.loop import Callback, Trainer
+
+LAST = Path("checkpoints") / "last.safetensors"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model: TransferModel
+    evaluation: Evaluation
+    history: list[dict]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class _PhaseCheckpoint(Callback):
+    """Saves the resumable state after each epoch and when the phase ends."""
+
+    def __init__(self, path: Path, model: nn.Module, phase_index: int, rows_before: list[dict]):
+        self.path, self.model = path, model
+        self.phase_index, self.rows_before = phase_index, rows_before
+
+    def _save(self, trainer: Trainer, complete: bool) -> None:
+        save_state(self.path, {
+            "model": self.model.state_dict(),
+            "trainer": trainer.state_dict(),
+            "run": {"phase_index": self.phase_index, "phase_complete": complete,
+                    "rows_before": self.rows_before},
+        })
+
+    def on_epoch_end(self, trainer: Trainer, record) -> None:
+        self._save(trainer, complete=False)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._save(trainer, complete=True)
+
+
+def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits, device,
+                   cache: dict) -> tuple:
+    """(module to train, train loader, val loader, cached?) for a phase."""
+    if phase.head_only and phase.augment == "none" and cfg.cache_features:
+        if "train" not in cache:
+            tf = build_transforms(model.data_config, train=False)
+            for split in ("train", "val"):
+                x, y, _ = cached_features(model, getattr(splits, split), tf,
+                                          cache_dir=cfg.cache_dir or None, device=device)
+                cache[split] = (x, y)
+        return (model.head,
+                feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+                feature_loader(*cache["val"], batch_size=256, shuffle=False), True)
+    train_tf = build_transforms(model.data_config, train=True, augment=phase.augment)
+    eval_tf = build_transforms(model.data_config, train=False)
+    return (model,
+            make_loader(splits.train, train_tf, batch_size=cfg.batch_size, shuffle=True,
+                        seed=cfg.seed, num_workers=cfg.num_workers),
+            make_loader(splits.val, eval_tf, batch_size=cfg.batch_size * 2, shuffle=False,
+                        seed=cfg.seed, num_workers=cfg.num_workers), False)
+
+
+def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, splits,
+              run_dir: Path, device: torch.device, *, rows_before: list[dict],
+              cache: dict, resume_state: dict | None = None,
+              callbacks: Sequence[Callback] = (), progress: bool = True) -> Trainer:
+    """Freeze per the phase, build the optimizer over every group, train with listeners."""
+    train_top(model, phase.train_top)
+    module, train_loader, val_loader, cached = _phase_loaders(model, cfg, phase, splits,
+                                                              device, cache)
+    groups = [model.groups[-1]] if cached else model.groups
+    param_groups = build_param_groups(model, groups, phase.lrs, weight_decay=cfg.weight_decay,
+                                      body_weight_decay=0.0 if cfg.l2sp else None)
+    optimizer = torch.optim.AdamW(param_groups, lr=phase.lrs[model.groups[-1].name],
+                                  fused=device.type == "cuda")
+    steps = phase.epochs * len(train_loader)
+    scheduler = Scheduler(optimizer, steps, warmup_steps=int(cfg.warmup_epochs * len(train_loader)),
+                          kind=cfg.schedule)
+    listeners: list[Callback] = [EarlyStopping(module, patience=cfg.patience,
+                                               min_delta=cfg.min_delta)]
+    if phase.unfreeze_every:
+        listeners.append(GradualUnfreezing(model, every=phase.unfreeze_every))
+    listeners += [MetricsLogger(run_dir, rows_before), EventLog(run_dir / "events.jsonl"),
+                  *callbacks]
+    if progress:
+        from .training.progress import RichProgress
+
+        listeners.append(RichProgress())
+    listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before))
+    trainer = Trainer(
+        module, optimizer, scheduler, train_loader=train_loader, val_loader=val_loader,
+        epochs=phase.epochs,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        device=device, callbacks=listeners, seed=cfg.seed * 31 + index, phase=phase.name,
+        regularizer=L2SP(model, cfg.l2sp) if cfg.l2sp and not cached else None,
+        grad_clip=cfg.grad_clip, channels_last=not cached, owner=model,
+        amp_dtype=torch.bfloat16 if device.type == "cuda" else None,
+    )
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+    model.to(device)
+    if device.type == "cpu" and not cached:
+        model.to(memory_format=torch.channels_last)
+    trainer.fit()
+    return trainer
+
+
+def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
+              callbacks: Sequence[Callback] = (), progress: bool = True,
+              **overrides) -> RunResult:
+    """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
+
+    ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
+    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
+    """
+    start = time.perf_counter()
+    state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg = TrainConfig.load(run_dir / "config.json")
+        if (run_dir / LAST).is_file():
+            state = load_state(run_dir / LAST)
+    else:
+        if cfg is None:
+            cfg = TrainConfig(**overrides)
+        elif overrides:
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
+        run_dir = None
+    device = resolve_device(cfg.device)
+    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                         per_class=cfg.per_class)
+    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
+                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
+        cfg.save(run_dir / "config.json")
+    data_info = {
+        "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
+        "train": len(splits.train), "val": len(splits.val),
+        "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
+    }
+    atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
+    if splits.bad_files:
+        atomic_write_text(run_dir / "bad_files.txt",
+                          "".join(f"{b.path}\t{b.reason}\n" for b in splits.bad_files))
+
+    phases = plan_phases(cfg, model.group_names)
+    first, rows, phase_state = 0, [], None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        run = state["run"]
+        rows = list(run["rows_before"]) + list(state["trainer"]["history"])
+        if run["phase_complete"]:
+            first = run["phase_index"] + 1
+        else:
+            first, rows = run["phase_index"], list(run["rows_before"])
+            phase_state = state["trainer"]
+    cache: dict = {}
+    for index in range(first, len(phases)):
+        trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
+                            rows_before=rows, cache=cache, resume_state=phase_state,
+                            callbacks=callbacks, progress=progress)
+        phase_state = None
+        rows = rows + [r.as_dict() for r in trainer.history]
+
+    model.eval()
+    eval_tf = build_transforms(model.data_config, train=False)
+    body_unchanged = all(p.head_only for p in phases) and "val" in cache
+    evaluation = evaluate_model(model, splits.val, eval_tf, device=device,
+                                features=cache["val"][0] if body_unchanged else None)
+    summary = evaluation.summary()
+    atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
+    save_model(model.cpu(), run_dir / "best.safetensors", extra={
+        "strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
+        "parameters": count_parameters(model), "run": run_dir.name})
+    plot_curves(rows, run_dir / "curves.png")
+    plot_confusion(evaluation, run_dir / "confusion.png")
+    seconds = time.perf_counter() - start
+    write_report(run_dir, config=cfg.to_dict(), data=data_info, rows=rows, evaluation=summary,
+                 model_info=model.describe(), seconds=seconds)
+    return RunResult(run_dir, model, evaluation, rows, seconds, notes=splits.notes)
+

@@ -1,0 +1,190 @@
+"""``transferlab train``, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from ..config import STRATEGIES, TrainConfig
+from ..models.factory import DEFAULT_MODEL
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in {"all", "none"} else int(text)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Training options shared by ``train`` and the sweep commands."""
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"any timm model name (default {DEFAULT_MODEL}, weights offline)")
+    p.add_argument("--weights", default="auto",
+                   help="auto | package | hub | random | FILE.safetensors|.pth (default auto: "
+                   "packaged offline weights, else the hub)")
+    p.add_argument("--strategy", default="two-phase", choices=STRATEGIES,
+                   help="feature-extraction | finetune | full | two-phase (default) | gradual")
+    p.add_argument("--epochs", type=int, help="epochs of the main phase (strategy default)")
+    p.add_argument("--probe-epochs", type=int, help="two-phase: epochs of the linear probe")
+    p.add_argument("--train-top", type=_optional_int, metavar="K",
+                   help="finetune/two-phase: train the head plus the top K groups ('all')")
+    p.add_argument("--unfreeze-every", type=int, default=1, help="gradual: epochs per group")
+    p.add_argument("--head-lr", type=float, help="head learning rate")
+    p.add_argument("--body-lr", type=float, help="one learning rate for every body group")
+    p.add_argument("--lr-decay", type=float,
+                   help="discriminative LRs: head-lr x decay^depth for each group below")
+    p.add_argument("--lrs", type=_floats, metavar="LR,LR,...",
+                   help="explicit LRs, e.g. 1e-6,1e-5,1e-4 (early, middle, head) or one per group")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant", "plateau"])
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--l2sp", type=float, default=0.0,
+                   help="L2-SP strength: pull the body towards its pretrained weights")
+    p.add_argument("--grad-clip", type=float, help="clip gradient norm")
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument("--min-delta", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--augment", default="auto", choices=["auto", "none", "standard", "strong"])
+    p.add_argument("--hidden", type=int, help="hidden units in the new head (default none)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the new head")
+    p.add_argument("--bn", dest="bn_policy", default="freeze", choices=["freeze", "train"],
+                   help="BatchNorm of frozen groups: keep statistics frozen (default) or update")
+    p.add_argument("--per-class", type=int, help="use at most N training images per class")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="held-out fraction when the folder has no val split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--workers", dest="num_workers", type=int, default=0,
+                   help="DataLoader worker processes")
+    p.add_argument("--no-cache", dest="cache_features", action="store_false",
+                   help="do not cache frozen-body features")
+    p.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/transferlab)")
+    p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
+
+
+def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
+    keys = TrainConfig.__dataclass_fields__.keys()
+    values = {k: getattr(args, k) for k in keys if hasattr(args, k) and k != "data"}
+    return TrainConfig(data=data, **values)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..api import fine_tune
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+        print(f"resuming {run_dir}", file=sys.stderr)
+        kwargs = {"resume": run_dir}
+    else:
+        if not args.data:
+            raise ValueError("give a DATA folder (or --resume RUN_DIR)")
+        cfg = config_from_args(args, args.data)
+        if args.name:
+            cfg.name = args.name
+        kwargs = {"cfg": cfg}
+    # SIGTERM behaves like Ctrl-C: the last completed epoch is already checkpointed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = fine_tune(**kwargs)
+    except KeyboardInterrupt:
+        where = args.resume or "the run folder printed above"
+        print(f"interrupted: the last completed epoch is saved; continue with "
+              f"`transferlab train --resume {where}`", file=sys.stderr)
+        return 130
+    for note in result.notes:
+        print(f"note: {note}")
+    ev = result.evaluation
+    print(f"validation accuracy: {ev.accuracy:.4f} (balanced {ev.balanced_accuracy:.4f}) "
+          f"on {len(ev.labels)} images in {result.seconds:.1f} s")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..data import build_transforms, scan_image_folder
+    from ..inspect.interpret import evaluate_model, plot_confusion
+    from ..runs import load_model
+
+    model = load_model(args.run)
+    root = Path(args.data)
+    folder = root / args.split if (root / args.split).is_dir() else root
+    index = scan_image_folder(folder, classes=model.classes)
+    for bad in index.bad_files:
+        print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
+    samples = index.samples
+    ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False))
+    summary = ev.summary()
+    print(f"accuracy {ev.accuracy:.4f}  balanced {ev.balanced_accuracy:.4f}  "
+          f"loss {ev.loss:.4f}  images {len(samples)}")
+    width = max(len(c) for c in ev.classes)
+    print("per-class accuracy:")
+    for c, a in summary["per_class_accuracy"].items():
+        print(f"  {c:<{width}}  {a:.3f}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for c, row in zip(ev.classes, summary["confusion"], strict=True):
+        print(f"  {c:<{width}}  " + " ".join(f"{v:4d}" for v in row))
+    out = Path(args.out) if args.out else Path(args.run)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_confusion(ev, out / "confusion_eval.png")
+    (out / "evaluation_eval.json").write_text(json.dumps(summary, indent=1))
+    print(f"confusion matrix plot: {out / 'confusion_eval.png'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..export.predict import predict_images
+    from ..runs import load_model
+
+    model = load_model(args.run)
+    results = predict_images(model, args.images, topk=args.topk)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    failed = 0
+    for r in results:
+        if "error" in r:
+            failed += 1
+            print(f"{r['path']}: {r['error']}", file=sys.stderr)
+            continue
+        tops = ", ".join(f"{t['class']} {t['prob']:.3f}" for t in r["top"])
+        print(f"{r['path']}: {tops}")
+    return 1 if failed == len(results) else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune a pretrained backbone on an image folder",
+                       description="Fine-tune a pretrained backbone on DATA (root/class/*.jpg "
+                       "or root/{train,val,test}/class/*). Writes a run folder.")
+    p.add_argument("data", nargs="?", help="dataset folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--name", help="run folder name (default: time-model-strategy)")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix",
+                       description="Evaluate a finished run on a dataset folder.")
+    p.add_argument("run", help="run folder (or its best.safetensors)")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--split", default="val", choices=["val", "test", "train"],
+                   help="which split of a split-folder dataset (default val)")
+    p.add_argument("--out", help="where to write confusion_eval.png (default: the run folder)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes for images",
+                       description="Predict the classes of IMAGE files with a finished run.")
+    p.add_argument("run", help="run folder (or its best.safetensors)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--topk", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)

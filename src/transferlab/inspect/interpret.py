@@ -1,0 +1,141 @@
+"""Interpretation of a trained classifier: accuracy, confusion matrix, worst errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+Sample = tuple[str, int]
+
+
+@dataclass
+class Evaluation:
+    """Predictions of a model on labelled samples, and what they say."""
+
+    classes: list[str]
+    paths: list[str]
+    labels: torch.Tensor  # (N,)
+    probs: torch.Tensor  # (N, C)
+    loss: float
+
+    @property
+    def preds(self) -> torch.Tensor:
+        return self.probs.argmax(1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.preds == self.labels).float().mean()) if len(self.labels) else 0.0
+
+    def confusion(self) -> torch.Tensor:
+        """``C[i, j]`` = number of images of true class i predicted as j."""
+        n = len(self.classes)
+        idx = self.labels * n + self.preds
+        return torch.bincount(idx, minlength=n * n).reshape(n, n)
+
+    def per_class_accuracy(self) -> dict[str, float]:
+        cm = self.confusion()
+        totals = cm.sum(1)
+        return {c: (float(cm[i, i] / totals[i]) if totals[i] else float("nan"))
+                for i, c in enumerate(self.classes)}
+
+    @property
+    def balanced_accuracy(self) -> float:
+        vals = [v for v in self.per_class_accuracy().values() if v == v]
+        return sum(vals) / len(vals) if vals else 0.0
+
+    def worst_errors(self, k: int = 12) -> list[dict]:
+        """Wrong predictions, most confident first: likely label noise or confusable classes."""
+        wrong = (self.preds != self.labels).nonzero().flatten().tolist()
+        wrong.sort(key=lambda i: -float(self.probs[i, self.preds[i]]))
+        return [
+            {
+                "path": self.paths[i],
+                "true": self.classes[int(self.labels[i])],
+                "pred": self.classes[int(self.preds[i])],
+                "confidence": float(self.probs[i, self.preds[i]]),
+                "true_prob": float(self.probs[i, self.labels[i]]),
+            }
+            for i in wrong[:k]
+        ]
+
+    def summary(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "balanced_accuracy": self.balanced_accuracy,
+            "loss": self.loss,
+            "num_images": len(self.labels),
+            "per_class_accuracy": self.per_class_accuracy(),
+            "confusion": self.confusion().tolist(),
+            "classes": self.classes,
+            "worst_errors": self.worst_errors(),
+        }
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model,
+    samples: Sequence[Sample],
+    transform: Callable | None = None,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    features: torch.Tensor | None = None,
+) -> Evaluation:
+    """Evaluate ``model`` on ``samples``; with ``features`` (the frozen body's, cached) only
+    the head runs."""
+    from ..data.datasets import ImageDataset
+
+    was_training = model.training
+    model.eval()
+    labels = torch.tensor([label for _, label in samples])
+    if features is not None:
+        logits = model.head(features.to(device)).float().cpu()
+    else:
+        loader = torch.utils.data.DataLoader(ImageDataset(list(samples), transform),
+                                             batch_size=batch_size)
+        chunks = []
+        for x, _ in loader:
+            x = x.to(device)
+            if torch.device(device).type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            chunks.append(model(x).float().cpu())
+        logits = torch.cat(chunks)
+    model.train(was_training)
+    loss = float(torch.nn.functional.cross_entropy(logits, labels)) if len(labels) else 0.0
+    return Evaluation(
+        classes=list(model.classes or [str(i) for i in range(logits.shape[1])]),
+        paths=[p for p, _ in samples],
+        labels=labels,
+        probs=logits.softmax(1),
+        loss=loss,
+    )
+
+
+def plot_confusion(evaluation: Evaluation, path: str | Path, *, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = evaluation.confusion().numpy()
+    n = len(evaluation.classes)
+    size = max(4.0, 0.6 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), evaluation.classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), evaluation.classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
+    ax.set_title(title or f"accuracy {evaluation.accuracy:.3f}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

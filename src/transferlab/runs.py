@@ -1,0 +1,143 @@
+"""The run folder: everything a run produced, enough to reproduce it from the folder alone.
+
+```
+runs/<time>-<model>-<strategy>/
+  config.json            resolved TrainConfig
+  data.json              classes, split sizes, notes, bad files
+  bad_files.txt          skipped files with reasons (if any)
+  metrics.csv / .json    one row per epoch
+  events.jsonl           live event feed
+  checkpoints/last.*     resumable state (safetensors + json)
+  best.safetensors/.json best weights + sidecar (backbone, weights, classes, preprocessing)
+  evaluation.json        accuracy, per-class accuracy, confusion, worst errors
+  curves.png, confusion.png, report.md
+```
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .models.factory import TransferModel, model_from_description
+from .training.checkpoint import _atomic_write, atomic_write_text
+
+BEST = "best.safetensors"
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def new_run_dir(out: str | Path, model: str, strategy: str, name: str | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / (name or f"{stamp}-{model}-{strategy}")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def save_model(model: TransferModel, path: str | Path, extra: dict | None = None) -> Path:
+    """Weights as safetensors plus a JSON sidecar that can rebuild the model offline."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    _atomic_write(path, lambda tmp: save_file(state, tmp))
+    sidecar = {"format": "transferlab-model/1", **model.describe(), **(extra or {})}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=1))
+    return path
+
+
+def load_model(path: str | Path) -> TransferModel:
+    """Load a model saved by :func:`save_model` (a run folder or its best.safetensors)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise RunError(f"no trained model at {path} (needs {path.name} and {sidecar.name}); "
+                       "is this a finished run folder?")
+    desc = json.loads(sidecar.read_text(encoding="utf-8"))
+    if desc.get("format") != "transferlab-model/1":
+        raise RunError(f"{sidecar} is not a transferlab model sidecar")
+    model = model_from_description(desc)
+    model.load_state_dict(load_file(str(path)))
+    model.eval()
+    return model
+
+
+def plot_curves(rows: list[dict], path: str | Path) -> Path | None:
+    """Loss and accuracy per epoch (phases concatenated, boundaries marked)."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = list(range(1, len(rows) + 1))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(x, [r["train_loss"] for r in rows], label="train")
+    ax1.plot(x, [r["val_loss"] for r in rows], label="val")
+    ax1.set_title("loss")
+    ax2.plot(x, [r["train_acc"] for r in rows], label="train")
+    ax2.plot(x, [r["val_acc"] for r in rows], label="val")
+    ax2.set_title("accuracy")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch (all phases)")
+        ax.grid(alpha=0.3)
+        for i in range(1, len(rows)):
+            if rows[i]["phase"] != rows[i - 1]["phase"]:
+                ax.axvline(i + 0.5, color="grey", ls="--", lw=1)
+                ax.text(i + 0.6, ax.get_ylim()[1], rows[i]["phase"], va="top", fontsize=8)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(run_dir: Path, *, config: dict, data: dict, rows: list[dict], evaluation: dict,
+                 model_info: dict, seconds: float) -> Path:
+    lines = [
+        f"# Run {run_dir.name}",
+        "",
+        f"- backbone: `{config['model']}` (weights: {model_info['weights']['source']} — "
+        f"{model_info['weights']['detail']})",
+        f"- strategy: `{config['strategy']}`; data: `{config['data']}`",
+        f"- classes ({len(data['classes'])}): {', '.join(data['classes'])}",
+        f"- images: {data['train']} train, {data['val']} val"
+        + (f", {data['test']} test" if data.get("test") else "")
+        + (f"; {len(data['bad_files'])} bad files skipped (see bad_files.txt)"
+           if data["bad_files"] else ""),
+        f"- wall time: {seconds:.1f} s",
+        "",
+        "## Result",
+        "",
+        f"validation accuracy **{evaluation['accuracy']:.4f}** (balanced "
+        f"{evaluation['balanced_accuracy']:.4f}), loss {evaluation['loss']:.4f} on "
+        f"{evaluation['num_images']} images.",
+        "",
+        "| class | accuracy |",
+        "|---|---|",
+    ]
+    lines += [f"| {c} | {a:.3f} |" for c, a in evaluation["per_class_accuracy"].items()]
+    lines += ["", "## Epochs", "",
+              "| phase | epoch | train loss | val loss | val acc | img/s | s |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['phase']} | {r['epoch']} | {r['train_loss']:.4f} | {r['val_loss']:.4f} | "
+        f"{r['val_acc']:.4f} | {r['images_per_s']:.0f} | {r['seconds']:.1f} |"
+        for r in rows
+    ]
+    if data.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in data["notes"]]
+    lines += ["", "![curves](curves.png)", "", "![confusion](confusion.png)", ""]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
