@@ -17,18 +17,19 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import build_transforms, load_splits, make_loader
-from .data.features import cached_features, feature_loader
-from .finetune.freeze import count_parameters, train_top
+from .data.features import feature_loader
+from .finetune.freeze import count_parameters, freeze_all, set_group_trainable, train_top
 from .finetune.param_groups import build_param_groups
 from .finetune.regularizers import L2SP
 from .finetune.schedules import Scheduler
 from .finetune.strategies import Phase, plan_phases
-from .inspect.interpret import Evaluation, evaluate_model, plot_confusion
+from .inspect.interpret import Evaluation, plot_confusion
 from .models.factory import TransferModel, create_model
 from .runs import new_run_dir, plot_curves, save_model, write_report
+from .training import distributed
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
 from .training.checkpoint import atomic_write_text, load_state, save_state
-from .training.loop import Callback, Trainer
+from .training.loop import Callback, Trainer, seed_everything
 
 LAST = Path("checkpoints") / "last.safetensors"
 
@@ -82,8 +83,9 @@ def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits,
         if "train" not in cache:
             tf = build_transforms(model.data_config, train=False)
             for split in ("train", "val"):
-                x, y, _ = cached_features(model, getattr(splits, split), tf,
-                                          cache_dir=cfg.cache_dir or None, device=device)
+                x, y, _ = distributed.cached_features(model, getattr(splits, split), tf,
+                                                      cache_dir=cfg.cache_dir or None,
+                                                      device=device)
                 cache[split] = (x, y)
         return (model.head,
                 feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
@@ -102,9 +104,16 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
               cache: dict, resume_state: dict | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True) -> Trainer:
     """Freeze per the phase, build the optimizer over every group, train with listeners."""
-    train_top(model, phase.train_top)
+    if phase.train_groups is not None:  # surgical: exactly these body groups + the head
+        freeze_all(model)
+        set_group_trainable(model, [*phase.train_groups, model.groups[-1].name], True)
+    else:
+        train_top(model, phase.train_top)
     module, train_loader, val_loader, cached = _phase_loaders(model, cfg, phase, splits,
                                                               device, cache)
+    # torchrun: each rank loads its share; the global batch stays cfg.batch_size
+    train_loader = distributed.shard_loader(train_loader, train=True)
+    val_loader = distributed.shard_loader(val_loader, train=False)
     groups = [model.groups[-1]] if cached else model.groups
     param_groups = build_param_groups(model, groups, phase.lrs, weight_decay=cfg.weight_decay,
                                       body_weight_decay=0.0 if cfg.l2sp else None)
@@ -117,13 +126,18 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
                                                min_delta=cfg.min_delta)]
     if phase.unfreeze_every:
         listeners.append(GradualUnfreezing(model, every=phase.unfreeze_every))
-    listeners += [MetricsLogger(run_dir, rows_before), EventLog(run_dir / "events.jsonl"),
-                  *callbacks]
-    if progress:
+    main = distributed.is_main()  # rank 0 logs and writes; the other ranks wait on a barrier
+    if main:
+        listeners += [MetricsLogger(run_dir, rows_before), EventLog(run_dir / "events.jsonl")]
+    listeners += [*callbacks]
+    if progress and main:
         from .training.progress import RichProgress
 
         listeners.append(RichProgress())
-    listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before))
+    if main:
+        listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before))
+    if distributed.world_size() > 1:
+        listeners.append(distributed.Barrier())
     trainer = Trainer(
         module, optimizer, scheduler, train_loader=train_loader, val_loader=val_loader,
         epochs=phase.epochs,
@@ -132,6 +146,7 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
         regularizer=L2SP(model, cfg.l2sp) if cfg.l2sp and not cached else None,
         grad_clip=cfg.grad_clip, channels_last=not cached, owner=model,
         amp_dtype=torch.bfloat16 if device.type == "cuda" else None,
+        distributed=distributed.world_size() > 1,
     )
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
@@ -164,21 +179,36 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
             cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
         run_dir = None
     device = resolve_device(cfg.device)
+    distributed.init_from_env(device)  # under torchrun: join the process group
+    device = distributed.device_for_rank(device)
+    from .training.tracking import require_trackers
+
+    require_trackers(cfg)  # fail before any work if a requested logger is not installed
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          per_class=cfg.per_class)
+    if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
+        from .finetune.auto import dataset_stats, resolve_auto
+
+        cfg = resolve_auto(cfg, dataset_stats(splits))
+    seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
     model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
                          hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
+    if cfg.image_size:
+        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
-        cfg.save(run_dir / "config.json")
+        if distributed.is_main():
+            run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
+            cfg.save(run_dir / "config.json")
+        run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     data_info = {
         "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
         "train": len(splits.train), "val": len(splits.val),
         "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
-    atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
-    if splits.bad_files:
+    if distributed.is_main():
+        atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
+    if splits.bad_files and distributed.is_main():
         atomic_write_text(run_dir / "bad_files.txt",
                           "".join(f"{b.path}\t{b.reason}\n" for b in splits.bad_files))
 
@@ -194,27 +224,40 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
             first, rows = run["phase_index"], list(run["rows_before"])
             phase_state = state["trainer"]
     cache: dict = {}
-    for index in range(first, len(phases)):
-        trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
-                            rows_before=rows, cache=cache, resume_state=phase_state,
-                            callbacks=callbacks, progress=progress)
-        phase_state = None
-        rows = rows + [r.as_dict() for r in trainer.history]
+    from .training.tracking import trackers_from_config
+
+    trackers = trackers_from_config(cfg, run_dir, len(rows)) if distributed.is_main() else []
+    try:
+        for index in range(first, len(phases)):
+            trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
+                                rows_before=rows, cache=cache, resume_state=phase_state,
+                                callbacks=[*callbacks, *trackers], progress=progress)
+            phase_state = None
+            rows = rows + [r.as_dict() for r in trainer.history]
+    except BaseException as exc:
+        for tracker in trackers:
+            tracker.fail(exc)
+        raise
 
     model.eval()
     eval_tf = build_transforms(model.data_config, train=False)
     body_unchanged = all(p.head_only for p in phases) and "val" in cache
-    evaluation = evaluate_model(model, splits.val, eval_tf, device=device,
-                                features=cache["val"][0] if body_unchanged else None)
+    evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
+                                      features=cache["val"][0] if body_unchanged else None)
     summary = evaluation.summary()
-    atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
-    save_model(model.cpu(), run_dir / "best.safetensors", extra={
-        "strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
-        "parameters": count_parameters(model), "run": run_dir.name})
-    plot_curves(rows, run_dir / "curves.png")
-    plot_confusion(evaluation, run_dir / "confusion.png")
+    model.cpu()
     seconds = time.perf_counter() - start
-    write_report(run_dir, config=cfg.to_dict(), data=data_info, rows=rows, evaluation=summary,
-                 model_info=model.describe(), seconds=seconds)
+    if distributed.is_main():
+        atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
+        save_model(model, run_dir / "best.safetensors", extra={
+            "strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
+            "parameters": count_parameters(model), "run": run_dir.name})
+        plot_curves(rows, run_dir / "curves.png")
+        plot_confusion(evaluation, run_dir / "confusion.png")
+        write_report(run_dir, config=cfg.to_dict(), data=data_info, rows=rows,
+                     evaluation=summary, model_info=model.describe(), seconds=seconds)
+        for tracker in trackers:
+            tracker.finish(summary, run_dir)
+    distributed.barrier()
     return RunResult(run_dir, model, evaluation, rows, seconds, notes=splits.notes)
 

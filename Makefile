@@ -1,0 +1,32 @@
+# Two commands on a fresh machine:  `make demo` (main job, offline)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-all lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[web,export,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Fine-tune the offline EfficientNet-Lite0 on the food photos shipped in the package (two-phase).
+demo: $(STAMP)
+	$(BIN)/transferlab train src/transferlab/sample_data/food4 --out runs
+
+## The test suite (fast tests, browser tests when Chromium is installed); `make test-all` adds slow ones.
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
