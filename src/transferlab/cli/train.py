@@ -68,7 +68,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", dest="cache_features", action="store_false",
                    help="do not cache frozen-body features")
     p.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/transferlab)")
+    p.add_argument("--no-fast-data", dest="fast_data", action="store_false",
+                   help="decode images with PIL every epoch instead of once into a uint8 "
+                   "store with batched augmentation on the device")
+    p.add_argument("--feature-views", type=int, default=0, metavar="K",
+                   help="cache K augmented views per image, so phases with a frozen bottom "
+                   "train from cached activations even with augmentation (default 0)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trained module")
     p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="log to TensorBoard (RUN/tensorboard; needs the tensorboard package)")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log to MLflow (default store: sqlite in the run folder; needs "
+                   "mlflow-skinny)")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, "
+                   "else sqlite:///RUN/mlflow.db)")
+    p.add_argument("--mlflow-experiment", default="transferlab", help="MLflow experiment name")
 
 
 def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
@@ -95,13 +110,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         kwargs = {"cfg": cfg}
     # SIGTERM behaves like Ctrl-C: the last completed epoch is already checkpointed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started: list[Path] = []
+
+    def announce(run_dir: Path) -> None:
+        started.append(run_dir)
+        print(f"run folder: {run_dir}", file=sys.stderr)
+
     try:
-        result = fine_tune(**kwargs)
+        result = fine_tune(**kwargs, on_start=announce)
     except KeyboardInterrupt:
-        where = args.resume or "the run folder printed above"
-        print(f"interrupted: the last completed epoch is saved; continue with "
-              f"`transferlab train --resume {where}`", file=sys.stderr)
+        if not started:
+            raise
+        print(f"interrupted: the last completed epoch is saved in {started[0]}; continue with "
+              f"`transferlab train --resume {started[0]}`", file=sys.stderr)
         return 130
+    from ..training.distributed import is_main
+
+    if not is_main():  # torchrun: rank 0 reports
+        return 0
     for note in result.notes:
         print(f"note: {note}")
     ev = result.evaluation
@@ -142,11 +168,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict_folder(args: argparse.Namespace, model) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..export.predict import predict_folder
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("predict", total=None)
+        result = predict_folder(model, args.images[0], topk=args.topk,
+                                batch_size=args.batch_size, num_workers=args.workers,
+                                device=device, fast_decode=args.fast_decode,
+                                progress=lambda done, total: bar.update(task, completed=done,
+                                                                        total=total))
+    out = result.write_csv(args.out or "predictions.csv")
+    s = result.summary()
+    for path, err in zip(result.paths, result.errors, strict=True):
+        if err:
+            print(f"{path}: {err}", file=sys.stderr)
+    acc = (f"accuracy {s['accuracy']:.4f} on {s['labelled']} labelled images, "
+           if s["accuracy"] is not None else "no class-folder labels, ")
+    print(f"{s['images']} images, {s['failures']} failed, {acc}"
+          f"{s['images_per_s']:.1f} images/s ({s['seconds']:.1f} s)")
+    print(f"predictions: {out}")
+    return 1 if s["failures"] == s["images"] else 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..export.predict import predict_images
     from ..runs import load_model
 
+    folders = [p for p in args.images if Path(p).is_dir()]
+    if folders and len(args.images) > 1:
+        raise ValueError("give either one FOLDER or image files, not both")
     model = load_model(args.run)
+    if folders:
+        return cmd_predict_folder(args, model)
+    if args.out:
+        raise ValueError("--out writes the CSV of a folder prediction; give a FOLDER")
     results = predict_images(model, args.images, topk=args.topk)
     if args.json:
         print(json.dumps(results, indent=1))
@@ -181,10 +254,21 @@ def register(sub) -> None:
     p.add_argument("--out", help="where to write confusion_eval.png (default: the run folder)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes for images",
-                       description="Predict the classes of IMAGE files with a finished run.")
+    p = sub.add_parser("predict", help="top-k classes for images or a whole folder (CSV)",
+                       description="Predict the classes of IMAGE files, or of every image "
+                       "under FOLDER (recursively) into a CSV with a summary; in class-folder "
+                       "layout (FOLDER/<class>/...) the CSV also gets the true class and "
+                       "whether the prediction is correct.")
     p.add_argument("run", help="run folder (or its best.safetensors)")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="image files or a folder")
     p.add_argument("--topk", type=int, default=3)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (image files)")
+    p.add_argument("--out", help="FOLDER: CSV file to write (default predictions.csv)")
+    p.add_argument("--batch-size", type=int, default=64, help="FOLDER: images per batch")
+    p.add_argument("--workers", type=int, default=0,
+                   help="FOLDER: DataLoader processes decoding images (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--fast-decode", action="store_true",
+                   help="FOLDER: decode big JPEGs at reduced scale (faster; pixels differ "
+                   "slightly from training's full decode)")
     p.set_defaults(func=cmd_predict)
