@@ -172,3 +172,24 @@ class StopFlag(Callback):
         if self.flag():
             raise KeyboardInterrupt("stop requested")
 
+
+class GradNormLog(EventLog):
+    """Append ``grad_norms`` events (L2 norm of each layer group's gradients) to the event feed.
+
+    Runs after the optimizer step, while ``.grad`` still holds the batch's gradients; frozen
+    groups report 0. Written every ``every_batches`` batches and at each epoch's last batch.
+    """
+
+    def on_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, batch: int, num_batches: int, loss: float) -> None:
+        if batch % self.every == 0 or batch == num_batches:
+            from .loop import group_grad_norms
+
+            norms = group_grad_norms(trainer.owner, getattr(trainer.owner, "groups", None))
+            self._write({"event": "grad_norms", "phase": trainer.phase,
+                         "epoch": trainer.epoch + 1, "batch": batch, "batches": num_batches,
+                         "step": trainer.step, "norms": norms})
+

@@ -1,0 +1,55 @@
+"""``transferlab serve``: the web playground (FastAPI + uvicorn) on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..web.app import create_app
+        from ..web.security import LOOPBACK_NAMES, check_bind, is_loopback
+    except ImportError as exc:  # the web extra is optional
+        raise ValueError(f"the web playground needs the web extra: pip install "
+                         f"'transferlab[web]' ({exc})") from exc
+
+    token = args.token or os.environ.get("TRANSFERLAB_TOKEN") or None
+    check_bind(args.host, token)
+    data_root = Path(args.data_root).expanduser()
+    if not data_root.is_dir():
+        raise FileNotFoundError(f"data root {data_root} is not a folder (--data-root)")
+    allowed = tuple(LOOPBACK_NAMES) if is_loopback(args.host) else None
+    app = create_app(data_root=data_root, runs_root=args.runs_root, token=token,
+                     allowed_hosts=allowed, max_upload_bytes=args.max_upload_mb * 2**20,
+                     device=args.device)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else host}:{args.port}/"
+    print(f"transferlab playground: {url}{'?token=' + token if token else ''}", flush=True)
+    print(f"  data root {data_root.resolve()}  runs root {Path(args.runs_root).resolve()}",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="the web playground in your browser",
+                       description="Serve the web playground: pick data, freeze layers, train "
+                       "and watch live, inspect and predict. Binds 127.0.0.1 by default; any "
+                       "other address needs --token.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-root", default=".",
+                   help="only dataset folders under this folder can be read (default: .)")
+    p.add_argument("--runs-root", default="runs",
+                   help="run folders and the run registry (default: runs/)")
+    p.add_argument("--token", help="required on every request; mandatory off loopback "
+                   "(or set TRANSFERLAB_TOKEN)")
+    p.add_argument("--max-upload-mb", type=int, default=512, help="dataset zip size limit")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for training")
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
