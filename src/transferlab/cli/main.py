@@ -11,6 +11,9 @@ import warnings
 COMMAND_MODULES = [
     "transferlab.cli.train",
     "transferlab.cli.models",
+    "transferlab.cli.sweep",
+    "transferlab.cli.export",
+    "transferlab.cli.serve",
 ]
 
 
@@ -39,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..runs import RunError
     from ..training.checkpoint import CheckpointError
     from ..training.loop import NonFiniteLossError
+    from ..training.tracking import TrackingUnavailableError
 
     try:
         return int(args.func(args) or 0)
     except (UserError, DataError, WeightsUnavailableError, RunError, CheckpointError,
-            NonFiniteLossError, FileNotFoundError, ValueError) as exc:
+            NonFiniteLossError, FileNotFoundError, ValueError, TrackingUnavailableError) as exc:
         print(f"transferlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

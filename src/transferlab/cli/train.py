@@ -47,6 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="cosine", choices=["cosine", "constant", "plateau"])
     p.add_argument("--warmup-epochs", type=float, default=0.0)
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--class-weighting", default="none", choices=["none", "balanced"],
+                   help="balanced: weight the loss by inverse class frequency (imbalanced data)")
     p.add_argument("--l2sp", type=float, default=0.0,
                    help="L2-SP strength: pull the body towards its pretrained weights")
     p.add_argument("--grad-clip", type=float, help="clip gradient norm")
@@ -86,10 +88,40 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlflow-experiment", default="transferlab", help="MLflow experiment name")
 
 
-def config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, data: str | None) -> TrainConfig:
+    """TrainConfig from the flags; ``--config FILE`` (YAML or JSON) fills what was not given."""
     keys = TrainConfig.__dataclass_fields__.keys()
     values = {k: getattr(args, k) for k in keys if hasattr(args, k) and k != "data"}
-    return TrainConfig(data=data, **values)
+    config_file = getattr(args, "config", None)
+    if config_file:
+        doc = _read_config_file(Path(config_file))
+        unknown = sorted(set(doc) - set(keys))
+        if unknown:
+            raise ValueError(f"{config_file}: unknown settings {unknown}")
+        defaults = getattr(args, "_defaults", {})
+        for key, value in doc.items():
+            if key == "data":
+                data = data or value
+            elif key not in values or values[key] == defaults.get(key):
+                values[key] = value
+    if not data:
+        raise ValueError("give a DATA folder (or --resume RUN_DIR)")
+    return TrainConfig(data=str(data), **values)
+
+
+def _read_config_file(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        import yaml
+
+        doc = yaml.safe_load(text)
+    else:
+        doc = json.loads(text)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(doc).__name__}")
+    return doc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -102,8 +134,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming {run_dir}", file=sys.stderr)
         kwargs = {"resume": run_dir}
     else:
-        if not args.data:
-            raise ValueError("give a DATA folder (or --resume RUN_DIR)")
         cfg = config_from_args(args, args.data)
         if args.name:
             cfg.name = args.name
@@ -220,7 +250,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return cmd_predict_folder(args, model)
     if args.out:
         raise ValueError("--out writes the CSV of a folder prediction; give a FOLDER")
-    results = predict_images(model, args.images, topk=args.topk)
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    results = predict_images(model, args.images, topk=args.topk, device=device)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -241,9 +276,11 @@ def register(sub) -> None:
                        "or root/{train,val,test}/class/*). Writes a run folder.")
     p.add_argument("data", nargs="?", help="dataset folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--config", metavar="FILE",
+                   help="settings from a YAML/JSON file (e.g. a run's config.json); flags win")
     p.add_argument("--name", help="run folder name (default: time-model-strategy)")
     add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, _defaults={a.dest: a.default for a in p._actions})
 
     p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix",
                        description="Evaluate a finished run on a dataset folder.")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..finetune.param_groups import current_lrs
+from .accel import ChunkedEval, forward_backward
 
 EVENTS = ("fit_start", "epoch_start", "batch_end", "epoch_end", "fit_end")
 
@@ -107,8 +108,14 @@ class Trainer:
         channels_last: bool = False,
         amp_dtype: torch.dtype | None = None,
         owner: nn.Module | None = None,
+        distributed: bool = False,
     ) -> None:
         self.model = model
+        # Data-parallel over the process group (torchrun): the forward/backward pass goes
+        # through DistributedDataParallel, re-wrapped whenever the trainable set changes, and
+        # epoch metrics are summed over ranks (see transferlab.training.distributed).
+        self.distributed = distributed
+        self._ddp: tuple[tuple[str, ...], nn.Module] | None = None
         # The full TransferModel when ``model`` is only part of it (a head on cached features).
         self.owner = owner if owner is not None else model
         self.optimizer = optimizer
@@ -126,6 +133,8 @@ class Trainer:
         self.grad_clip = grad_clip
         self.channels_last = channels_last
         self.amp_dtype = amp_dtype
+        # Images per forward pass (None: the whole batch); halved on CUDA out-of-memory.
+        self.micro_batch: int | None = None
         self.epoch = 0  # completed epochs
         self.step = 0
         self.history: list[EpochRecord] = []
@@ -181,6 +190,9 @@ class Trainer:
             generator = getattr(self.train_loader, "generator", None)
             if generator is not None:
                 generator.manual_seed(self.seed * 1009 + self.epoch)
+            sampler = getattr(self.train_loader, "sampler", None)
+            if hasattr(sampler, "set_epoch"):  # a sharded sampler: same order as one process
+                sampler.set_epoch(self.seed * 1009 + self.epoch)
             self.emit("epoch_start")
             record = self._run_epoch()
             self.epoch += 1
@@ -191,10 +203,22 @@ class Trainer:
         self.emit("fit_end")
         return self.history
 
+    def _train_module(self) -> nn.Module:
+        """``self.model``, or its DDP wrapper over exactly the parameters that train now."""
+        if not self.distributed:
+            return self.model
+        from .distributed import wrap_ddp
+
+        key = tuple(n for n, p in self.model.named_parameters() if p.requires_grad)
+        if self._ddp is None or self._ddp[0] != key:
+            self._ddp = None  # drop the old reducer's hooks before registering new ones
+            self._ddp = (key, wrap_ddp(self.model, self.device))
+        return self._ddp[1]
+
     def _run_epoch(self) -> EpochRecord:
         from ..finetune.freeze import trainable_groups
 
-        model = self.model
+        model = self._train_module()
         model.train()
         lrs = current_lrs(self.optimizer)
         start = time.perf_counter()
@@ -202,15 +226,7 @@ class Trainer:
         num_batches = len(self.train_loader) if hasattr(self.train_loader, "__len__") else -1
         for i, (x, y) in enumerate(self.train_loader):
             x, y = self._to_device(x, y)
-            with self._autocast():
-                logits = model(x)
-                loss = self.loss_fn(logits.float(), y)
-                if self.regularizer is not None:
-                    loss = loss + self.regularizer.penalty(self.owner)
-            if not torch.isfinite(loss):
-                self._raise_non_finite(loss, x, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, logits = forward_backward(self, model, x, y)  # backs off on CUDA OOM
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(
                     [p for p in model.parameters() if p.requires_grad], self.grad_clip
@@ -225,8 +241,14 @@ class Trainer:
             seen += y.shape[0]
             self.emit("batch_end", i + 1, num_batches, batch_loss)
         train_seconds = time.perf_counter() - start
-        val_loss, val_acc = evaluate_loss(model, self.val_loader, self.loss_fn, self._to_device,
-                                          self._autocast)
+        val_sums = evaluate_sums(ChunkedEval(self.model, self), self.val_loader, self.loss_fn,
+                                 self._to_device, self._autocast)  # backs off on CUDA OOM
+        if self.distributed:
+            from .distributed import all_reduce_sums
+
+            total_loss, correct, seen, *val_sums = all_reduce_sums(
+                [total_loss, correct, seen, *val_sums])
+        val_loss, val_acc = val_sums[0] / max(val_sums[2], 1), val_sums[1] / max(val_sums[2], 1)
         owner = self.owner
         groups = trainable_groups(owner) if hasattr(owner, "groups") else []
         return EpochRecord(
@@ -250,15 +272,23 @@ class Trainer:
         detail = (f"; largest gradient norm at the previous step: group {worst!r} "
                   f"({norms[worst]:.3g})" if worst else "")
         raise NonFiniteLossError(
-            f"loss became {float(loss)} at phase {self.phase!r}, epoch {self.epoch + 1}, "
+            f"loss became {float(loss.detach())} at phase {self.phase!r}, epoch {self.epoch + 1}, "
             f"step {self.step + 1}{detail}. The last good checkpoint is kept; lower the "
             "learning rate of that group or enable gradient clipping (--grad-clip)."
         )
 
 
-@torch.inference_mode()
 def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: Callable, to_device=None,
                   autocast=None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` over ``loader``."""
+    total, correct, seen = evaluate_sums(model, loader, loss_fn, to_device, autocast)
+    return total / max(seen, 1), correct / max(seen, 1)
+
+
+@torch.inference_mode()
+def evaluate_sums(model: nn.Module, loader: Iterable, loss_fn: Callable, to_device=None,
+                  autocast=None) -> tuple[float, int, int]:
+    """(summed loss, correct, seen): sums, so that ranks of a distributed run can add them."""
     was_training = model.training
     model.eval()
     total, correct, seen = 0.0, 0, 0
@@ -274,4 +304,4 @@ def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: Callable, to_devi
         correct += int((logits.argmax(1) == y).sum())
         seen += y.shape[0]
     model.train(was_training)
-    return total / max(seen, 1), correct / max(seen, 1)
+    return total, correct, seen
