@@ -66,7 +66,15 @@ def load_model(path: str | Path) -> TransferModel:
     if desc.get("format") != "transferlab-model/1":
         raise RunError(f"{sidecar} is not a transferlab model sidecar")
     model = model_from_description(desc)
-    model.load_state_dict(load_file(str(path)))
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # SafetensorError: not a safetensors file, truncated, ...
+        raise RunError(f"cannot read the weights in {path}: {exc}") from exc
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise RunError(f"the weights in {path} do not fit the model its sidecar describes: "
+                       f"{str(exc).splitlines()[0]}") from exc
     model.eval()
     return model
 

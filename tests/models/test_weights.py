@@ -86,3 +86,10 @@ def test_package_source_for_a_model_without_a_package():
 def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="nope.safetensors"):
         create_model("resnet18", num_classes=3, weights=str(tmp_path / "nope.safetensors"))
+
+
+def test_corrupt_safetensors_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04 not safetensors at all")
+    with pytest.raises(WeightsUnavailableError, match="bad.safetensors"):
+        load_state_dict_file(bad)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
-from .scan import DataError, Sample
+from .scan import DataError, Sample, _open_guarded
 
 __all__ = ["ImageDataset", "load_rgb", "make_loader", "to_rgb"]
 
@@ -27,8 +28,12 @@ _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Open *path* as an upright 8-bit RGB image (EXIF orientation applied)."""
-    with Image.open(path) as img:
+    """Open *path* as an upright 8-bit RGB image (EXIF orientation applied).
+
+    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` raise ``DecompressionBombWarning`` before any
+    pixel memory is allocated, as in :func:`~transferlab.data.scan.validate_image`.
+    """
+    with _open_guarded(Path(path)) as img:
         try:
             upright = ImageOps.exif_transpose(img)
         except (SyntaxError, ValueError, KeyError, TypeError):

@@ -12,6 +12,7 @@ Every listing and split is deterministic for a given seed, so runs can be compar
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import threading
@@ -308,6 +309,23 @@ def _outside_reason(path: Path) -> str:
     return f"symlink points outside the dataset folder (to {path.resolve()})"
 
 
+_LOOP_REASON = "symlink loop (the link leads back to itself)"
+
+
+def _link_problem(path: Path, root_real: Path) -> str | None:
+    """Why a symlink is not followed (it leaves the dataset, loops or dangles), or None."""
+    try:
+        if not _inside(path, root_real):
+            return _outside_reason(path)
+    except RuntimeError:  # resolve() raises this for symlink loops before Python 3.13
+        return _LOOP_REASON
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return _LOOP_REASON if exc.errno == errno.ELOOP else "broken symlink"
+    return None
+
+
 def _list_files(folder: Path, root_real: Path, bad: list[BadFile]) -> list[Path]:
     """All non-hidden files below *folder*; symlinks leaving the dataset are reported.
 
@@ -328,19 +346,23 @@ def _list_files(folder: Path, root_real: Path, bad: list[BadFile]) -> list[Path]
                 continue
             path = Path(entry.path)
             if entry.is_symlink():
-                if not _inside(path, root_real):
-                    bad.append(BadFile(str(path), _outside_reason(path)))
-                    continue
-                if not path.exists():
-                    bad.append(BadFile(str(path), "broken symlink"))
+                problem = _link_problem(path, root_real)
+                if problem:
+                    bad.append(BadFile(str(path), problem))
                     continue
             if entry.is_dir():
                 real = path.resolve()
-                if real not in seen:
+                if entry.is_symlink() and current.resolve().is_relative_to(real):
+                    # A link to its own folder or above would pull other classes in.
+                    bad.append(BadFile(str(path), "symlink loop (links to a folder that "
+                                                  "contains it)"))
+                elif real not in seen:
                     seen.add(real)
                     stack.append(path)
             elif entry.is_file():
                 files.append(path)
+            else:  # opening a named pipe would block forever
+                bad.append(BadFile(str(path), "not a regular file (pipe, socket or device)"))
     return files
 
 

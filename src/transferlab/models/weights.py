@@ -70,7 +70,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError: truncated, not safetensors, ...
+            raise WeightsUnavailableError(f"cannot read {path} as safetensors: {exc}") from exc
     if suffix in {".pth", ".pt", ".bin", ".ckpt"}:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)

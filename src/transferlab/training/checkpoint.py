@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -80,7 +82,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        # surrogateescape: file names that are not valid UTF-8 are written as their raw bytes
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(text)
 
     _atomic_write(Path(path), write)
@@ -89,19 +92,44 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def save_state(path: str | Path, state: dict) -> None:
     """Save nested ``state`` as ``path`` (.safetensors) plus ``path`` with .json suffix.
 
-    The JSON is written last: a checkpoint counts as complete only when its JSON names the
-    tensor file's fingerprint, so a torn pair is detected instead of half-loaded.
+    The JSON is written last and names a random id stored in the tensor file, so a checkpoint
+    counts as complete only when the two agree. Until the new JSON is in place, the previous
+    tensor file stays reachable as ``NAME.prev.safetensors`` (a hard link): a kill between
+    the two renames leaves the previous pair loadable, never a mix of two saves.
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     meta = flatten(state, tensors)
     # safetensors refuses shared storage; clone to be safe.
     tensors = {k: v.clone() for k, v in tensors.items()}
+    checkpoint_id = secrets.token_hex(8)
+    tensors[_ID_KEY] = torch.tensor(list(checkpoint_id.encode()), dtype=torch.uint8)
+    previous = _previous(path)
+    if path.is_file():
+        _link_over(path, previous)
     _atomic_write(path, lambda tmp: save_file(tensors, tmp))
     stat = path.stat()
     doc = {"format": "transferlab-checkpoint/1", "tensors_file": path.name,
-           "tensors_bytes": stat.st_size, "state": meta}
+           "tensors_bytes": stat.st_size, "checkpoint_id": checkpoint_id, "state": meta}
     atomic_write_text(path.with_suffix(".json"), json.dumps(doc, indent=1))
+    previous.unlink(missing_ok=True)
+
+
+_ID_KEY = "__checkpoint_id__"
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _link_over(src: Path, dst: Path) -> None:
+    """Make ``dst`` another name of ``src`` (a copy where hard links are not supported)."""
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def load_state(path: str | Path) -> dict:
@@ -116,10 +144,17 @@ def load_state(path: str | Path) -> dict:
         raise CheckpointError(f"corrupt checkpoint metadata {meta_path}: {exc}") from exc
     if doc.get("format") != "transferlab-checkpoint/1":
         raise CheckpointError(f"{meta_path} is not a transferlab checkpoint")
-    if doc.get("tensors_bytes") != path.stat().st_size:
-        raise CheckpointError(
-            f"checkpoint {path} does not match its metadata (size {path.stat().st_size} != "
-            f"{doc.get('tensors_bytes')}): it was torn by an interrupted save"
-        )
-    tensors = load_file(str(path))
-    return unflatten(doc["state"], tensors)
+    expected = doc.get("checkpoint_id")
+    for candidate in (path, _previous(path)) if expected else (path,):
+        # a kill between the tensor and JSON renames leaves the JSON's tensors in .prev
+        if not candidate.is_file() or doc.get("tensors_bytes") != candidate.stat().st_size:
+            continue
+        tensors = load_file(str(candidate))
+        stored = tensors.pop(_ID_KEY, None)
+        if expected is None or (stored is not None
+                                and bytes(stored.tolist()).decode("ascii", "replace") == expected):
+            return unflatten(doc["state"], tensors)
+    raise CheckpointError(
+        f"checkpoint {path} does not match its metadata (size {path.stat().st_size}, expected "
+        f"{doc.get('tensors_bytes')}): it was torn by an interrupted save"
+    )

@@ -98,6 +98,8 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
                                    "`transferlab serve` printed (it ends in ?token=...)")
             from_query = request.query_params.get("token") is not None
         path = request.url.path
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"} and _cross_site(request):
+            return _error(403, "cross-site requests are refused: use the playground's own page")
         if request.method == "POST" and (path in UPLOAD_PATHS or path.endswith(IMAGE_UPLOAD_PATHS)):
             limit = (settings.max_upload_bytes if path in UPLOAD_PATHS
                      else settings.max_image_bytes) + 64 * 1024  # multipart overhead
@@ -334,6 +336,22 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     return app
 
 
+def _cross_site(request: Request) -> bool:
+    """A state-changing request sent by a page of another site (CSRF against a local server).
+
+    Browsers mark such requests with ``Sec-Fetch-Site: cross-site`` and an ``Origin`` whose
+    host differs from the ``Host`` the request was sent to; scripts and the CLI send neither.
+    """
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin == "null"
+    from urllib.parse import urlsplit
+
+    return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+
+
 class _ImageFromForm:
     """An image for predict/inspect: an uploaded file (copied to a temp file, size-capped)
     or ``path``, relative to the data root."""
@@ -349,7 +367,12 @@ class _ImageFromForm:
             self.tmp_root.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(dir=self.tmp_root))
             dest = self.tmp / f"upload{suffix}"
-            await read_capped(upload, dest, self.svc.settings.max_image_bytes)
+            try:
+                await read_capped(upload, dest, self.svc.settings.max_image_bytes)
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+                raise
             return dest
         if rel:
             return self.svc.image_file(str(rel))
