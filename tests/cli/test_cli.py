@@ -58,11 +58,22 @@ def test_clear_errors_exit_2(tmp_path, capsys):
     assert "finished run folder" in capsys.readouterr().err
 
 
-def test_help_for_every_command():
-    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["summary"], ["models"]):
-        proc = subprocess.run([sys.executable, "-m", "transferlab.cli.main", *cmd, "--help"],
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0 and "usage:" in proc.stdout, (cmd, proc.stderr)
+def test_help_for_every_command(capsys):
+    from transferlab.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands = sorted(sub.choices)
+    assert {"train", "evaluate", "predict", "summary", "models"} <= set(commands)
+    for cmd in [[], *([c] for c in commands)]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*cmd, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage:" in capsys.readouterr().out, cmd
+    # And once through the installed module entry point, as a user runs it.
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "usage: transferlab" in proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("cmd", [["models"]])
@@ -70,3 +81,19 @@ def test_models_lists_offline_availability(cmd, capsys):
     assert main(cmd) == 0
     out = capsys.readouterr().out
     assert "tf_efficientnet_lite0" in out and "offline" in out
+
+
+def test_config_file_fills_unset_flags(tmp_path):
+    from transferlab.cli.main import build_parser
+    from transferlab.cli.train import config_from_args
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("strategy: feature-extraction\nepochs: 2\nbatch_size: 8\n")
+    args = build_parser().parse_args(["train", "photos", "--config", str(cfg_file),
+                                      "--epochs", "5"])
+    cfg = config_from_args(args, args.data)
+    assert (cfg.strategy, cfg.epochs, cfg.batch_size, cfg.data) == ("feature-extraction", 5, 8,
+                                                                     "photos")
+    cfg_file.write_text("stratgy: full\n")
+    with pytest.raises(ValueError, match="unknown settings"):
+        config_from_args(build_parser().parse_args(["train", "x", "--config", str(cfg_file)]), "x")

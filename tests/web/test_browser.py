@@ -24,7 +24,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
+# Screenshots go to test-artifacts/ (ignored); `TRANSFERLAB_SCREENSHOTS=docs/screenshots` refreshes
+# the README's pictures.
+SHOTS = Path(os.environ.get("TRANSFERLAB_SCREENSHOTS") or REPO / "test-artifacts" / "screenshots")
 SAMPLE = REPO / "src" / "transferlab" / "sample_data" / "food4"
 
 if not CHROMIUM.is_file():
