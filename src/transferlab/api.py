@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +27,10 @@ from .inspect.interpret import Evaluation, plot_confusion
 from .models.factory import TransferModel, create_model
 from .runs import new_run_dir, plot_curves, save_model, write_report
 from .training import distributed
+from .training.accel import configure_backend, cpu_threads, maybe_compile
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
 from .training.checkpoint import atomic_write_text, load_state, save_state
+from .training.fastpath import phase_inputs
 from .training.loop import Callback, Trainer, seed_everything
 
 LAST = Path("checkpoints") / "last.safetensors"
@@ -79,6 +81,10 @@ class _PhaseCheckpoint(Callback):
 def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits, device,
                    cache: dict) -> tuple:
     """(module to train, train loader, val loader, cached?) for a phase."""
+    # cached activations at the first trainable group, or decode-once + device augmentation
+    fast = phase_inputs(model, cfg, phase, splits, device, cache)
+    if fast is not None:
+        return fast.as_tuple()
     if phase.head_only and phase.augment == "none" and cfg.cache_features:
         if "train" not in cache:
             tf = build_transforms(model.data_config, train=False)
@@ -99,6 +105,15 @@ def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits,
                         seed=cfg.seed, num_workers=cfg.num_workers), False)
 
 
+def class_weights(splits, mode: str) -> torch.Tensor | None:
+    """``balanced``: weight each class by N / (C * count), so rare defects count as much."""
+    if mode == "none":
+        return None
+    counts = torch.bincount(torch.tensor([label for _, label in splits.train]),
+                            minlength=len(splits.classes)).float()
+    return counts.sum() / (len(counts) * counts.clamp(min=1))
+
+
 def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, splits,
               run_dir: Path, device: torch.device, *, rows_before: list[dict],
               cache: dict, resume_state: dict | None = None,
@@ -109,6 +124,7 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
         set_group_trainable(model, [*phase.train_groups, model.groups[-1].name], True)
     else:
         train_top(model, phase.train_top)
+    configure_backend(device)
     module, train_loader, val_loader, cached = _phase_loaders(model, cfg, phase, splits,
                                                               device, cache)
     # torchrun: each rank loads its share; the global batch stays cfg.batch_size
@@ -139,9 +155,11 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     if distributed.world_size() > 1:
         listeners.append(distributed.Barrier())
     trainer = Trainer(
-        module, optimizer, scheduler, train_loader=train_loader, val_loader=val_loader,
+        maybe_compile(module, cfg.compile), optimizer, scheduler, train_loader=train_loader,
+        val_loader=val_loader,
         epochs=phase.epochs,
-        loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        loss_fn=nn.CrossEntropyLoss(weight=class_weights(splits, cfg.class_weighting),
+                                    label_smoothing=cfg.label_smoothing),
         device=device, callbacks=listeners, seed=cfg.seed * 31 + index, phase=phase.name,
         regularizer=L2SP(model, cfg.l2sp) if cfg.l2sp and not cached else None,
         grad_clip=cfg.grad_clip, channels_last=not cached, owner=model,
@@ -151,19 +169,21 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
     model.to(device)
-    if device.type == "cpu" and not cached:
+    if not cached:  # CPU and GPU convolutions are fastest in channels_last
         model.to(memory_format=torch.channels_last)
-    trainer.fit()
+    with cpu_threads(1 if cached and device.type == "cpu" else None):  # tiny ops: one thread
+        trainer.fit()
     return trainer
 
 
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
-              **overrides) -> RunResult:
+              on_start: Callable[[Path], None] | None = None, **overrides) -> RunResult:
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
 
     ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
     ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
+    ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is).
     """
     start = time.perf_counter()
     state = None
@@ -200,6 +220,8 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
             run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
             cfg.save(run_dir / "config.json")
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
+    if on_start is not None and distributed.is_main():
+        on_start(run_dir)
     data_info = {
         "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
         "train": len(splits.train), "val": len(splits.val),

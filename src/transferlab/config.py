@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .models.factory import DEFAULT_MODEL
 
-STRATEGIES = ("feature-extraction", "finetune", "full", "two-phase", "gradual")
+STRATEGIES = ("feature-extraction", "finetune", "full", "two-phase", "gradual", "auto")
 
 
 @dataclass
@@ -24,6 +24,9 @@ class TrainConfig:
     probe_epochs: int | None = None
     # finetune / two-phase: number of top body groups trained with the head (None: all)
     train_top: int | None = None
+    # finetune / two-phase: train exactly these body groups (+ head), e.g. ["stage2"]
+    # (surgical fine-tuning); overrides train_top
+    train_groups: list[str] | None = None
     unfreeze_every: int = 1  # gradual: one more group every N epochs
     head_lr: float | None = None
     body_lr: float | None = None
@@ -33,6 +36,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | constant | plateau
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    class_weighting: str = "none"  # none | balanced (inverse class frequency in the loss)
     l2sp: float = 0.0  # L2-SP strength; 0 disables
     grad_clip: float | None = None
     patience: int = 5
@@ -41,6 +45,7 @@ class TrainConfig:
     augment: str = "auto"  # auto | none | standard | strong
     hidden: int | None = None
     dropout: float = 0.0
+    image_size: int | None = None  # square input resolution (None: the backbone's default)
     bn_policy: str = "freeze"
     per_class: int | None = None
     val_fraction: float = 0.2
@@ -49,8 +54,19 @@ class TrainConfig:
     num_workers: int = 0
     cache_features: bool = True
     cache_dir: str | None = None
+    # speed (see transferlab.training.fastpath): decode every image once into a uint8 store
+    # and augment batches on the device; K augmented views per image in activation caches;
+    # torch.compile the module that trains
+    fast_data: bool = True
+    feature_views: int = 0
+    compile: bool = False
     out: str = "runs"
     name: str | None = None
+    # optional experiment tracking (see transferlab.training.tracking); off unless asked
+    tensorboard: bool = False
+    mlflow: bool = False
+    mlflow_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite in the run folder
+    mlflow_experiment: str = "transferlab"
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,10 +78,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.image_size is not None and self.image_size < 32:
+            raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.feature_views < 0:
+            raise ValueError(f"feature_views must be >= 0, got {self.feature_views}")
         if self.augment not in {"auto", "none", "standard", "strong"}:
             raise ValueError(f"augment must be auto, none, standard or strong, got {self.augment!r}")
+        if self.class_weighting not in {"none", "balanced"}:
+            raise ValueError(f"class_weighting must be none or balanced, got {self.class_weighting!r}")
         if self.schedule not in {"cosine", "constant", "plateau"}:
             raise ValueError(f"schedule must be cosine, constant or plateau, got {self.schedule!r}")
 

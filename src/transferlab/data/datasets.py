@@ -9,6 +9,7 @@ workflows, 16-bit microscope images and phone photos rotated only by an EXIF tag
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from torch.utils.data import DataLoader, Dataset
 from .scan import DataError, Sample, _open_guarded
 
 __all__ = ["ImageDataset", "load_rgb", "make_loader", "to_rgb"]
+
+# Phone photos often carry EXIF blocks that overrun the file; Pillow warns once per tag while
+# the image itself decodes fine. The warning says nothing actionable, so keep it out of logs.
+warnings.filterwarnings("ignore", message="Tag data larger than file", category=UserWarning)
+
 
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})

@@ -12,6 +12,11 @@ with the generic loop and listeners.
 | two-phase (LP-FT)  | linear probe (as feature-extraction, 30 epochs), then all groups,       |
 |                    | body 1e-5, head 1e-4, augmented (5 epochs)                              |
 | gradual            | head first, one more group every N epochs, body 1e-5, head 1e-3         |
+| auto               | one of the above with settings chosen from dataset statistics           |
+|                    | (see :mod:`transferlab.finetune.auto` and docs/AUTO.md)                 |
+
+``cfg.train_groups`` (finetune, two-phase) trains exactly those body groups plus the head
+instead of the top K: surgical fine-tuning of, say, only ``stage1``.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ class Phase:
     epochs: int
     augment: str  # none | standard | strong
     unfreeze_every: int | None = None  # gradual unfreezing
+    train_groups: list[str] | None = None  # exactly these body groups (+ head); beats train_top
 
     @property
     def head_only(self) -> bool:
+        if self.train_groups is not None:
+            return not self.train_groups and self.unfreeze_every is None
         return self.train_top == 0 and self.unfreeze_every is None
 
 
@@ -53,16 +61,41 @@ def _lrs(cfg: TrainConfig, names: list[str], head_lr: float, body_lr: float | No
     )
 
 
-def plan_phases(cfg: TrainConfig, group_names: list[str]) -> list[Phase]:
-    """The phases of ``cfg.strategy`` for a model with these layer groups (last = head)."""
+def _train_groups(cfg: TrainConfig, group_names: list[str]) -> list[str] | None:
+    if cfg.train_groups is None:
+        return None
+    if cfg.strategy not in {"finetune", "two-phase"}:
+        raise ValueError(f"train_groups applies to the finetune and two-phase strategies, "
+                         f"not {cfg.strategy!r}")
+    body = group_names[:-1]
+    for name in cfg.train_groups:
+        if name not in body:
+            raise ValueError(f"train_groups: no body group {name!r}; groups are {', '.join(body)}")
+    return list(cfg.train_groups)
+
+
+def plan_phases(cfg: TrainConfig, group_names: list[str], stats=None) -> list[Phase]:
+    """The phases of ``cfg.strategy`` for a model with these layer groups (last = head).
+
+    ``strategy="auto"`` is first resolved from ``stats`` (a :class:`~.auto.DatasetStats`).
+    """
+    if cfg.strategy == "auto":
+        from .auto import resolve_auto
+
+        if stats is None:
+            raise ValueError("strategy 'auto' needs dataset statistics: pass "
+                             "stats=transferlab.finetune.auto.dataset_stats(splits)")
+        cfg = resolve_auto(cfg, stats, group_names)
     s = cfg.strategy
+    chosen = _train_groups(cfg, group_names)
     if s == "feature-extraction":
         return [Phase("probe", 0, _lrs(cfg, group_names, 1e-3, None), cfg.epochs or 50,
                       _augment(cfg, True))]
     if s == "finetune":
         k = 2 if cfg.train_top is None else cfg.train_top
+        head_only = not chosen if chosen is not None else k == 0
         return [Phase("finetune", k, _lrs(cfg, group_names, 1e-4, 1e-5), cfg.epochs or 8,
-                      _augment(cfg, k == 0))]
+                      _augment(cfg, head_only), train_groups=chosen)]
     if s == "full":
         return [Phase("full", None, _lrs(cfg, group_names, 1e-4, None, decay=0.6),
                       cfg.epochs or 8, _augment(cfg, False))]
@@ -72,7 +105,9 @@ def plan_phases(cfg: TrainConfig, group_names: list[str]) -> list[Phase]:
         return [
             Phase("probe", 0, probe_lrs, cfg.probe_epochs or 30, probe_aug),
             Phase("finetune", cfg.train_top, _lrs(cfg, group_names, 1e-4, 1e-5),
-                  cfg.epochs or 5, _augment(cfg, cfg.train_top == 0)),
+                  cfg.epochs or 5,
+                  _augment(cfg, not chosen if chosen is not None else cfg.train_top == 0),
+                  train_groups=chosen),
         ]
     if s == "gradual":
         return [Phase("gradual", 0, _lrs(cfg, group_names, 1e-3, 1e-5), cfg.epochs or 8,
