@@ -13,6 +13,7 @@ from transferlab.config import TrainConfig
 from transferlab.data import load_splits
 from transferlab.finetune.auto import (
     DEEP_FROM,
+    PROBE_ONLY_BELOW,
     DatasetStats,
     choose,
     dataset_stats,
@@ -27,15 +28,19 @@ PHOTOS = DatasetStats(num_classes=10, train_images=300, images_per_class=30, min
 
 
 BIG = replace(PHOTOS, images_per_class=DEEP_FROM, train_images=10 * DEEP_FROM)
-GRAY = replace(BIG, grayscale_fraction=1.0)
+GRAY = replace(PHOTOS, images_per_class=12, train_images=72, grayscale_fraction=1.0)
 
 
-def test_below_deep_from_every_domain_gets_a_linear_probe():
-    for stats in (PHOTOS, replace(PHOTOS, grayscale_fraction=1.0),
-                  replace(BIG, images_per_class=DEEP_FROM - 1)):
-        c = choose(stats)
+def test_very_few_images_get_a_linear_probe_on_any_domain():
+    for stats in (PHOTOS, GRAY):
+        c = choose(replace(stats, images_per_class=PROBE_ONLY_BELOW - 1, train_images=60))
         assert (c.strategy, c.train_top, c.image_size) == ("feature-extraction", 0, None)
-        assert any("BatchNorm" in r for r in c.reasons)
+
+
+def test_near_domain_below_deep_from_stays_with_the_probe():
+    c = choose(replace(PHOTOS, images_per_class=DEEP_FROM - 1, train_images=990))
+    assert c.strategy == "feature-extraction"
+    assert any("near ImageNet" in r for r in c.reasons)
 
 
 def test_much_data_on_a_near_domain_is_lp_ft_of_every_group():
@@ -44,17 +49,16 @@ def test_much_data_on_a_near_domain_is_lp_ft_of_every_group():
     assert c.head_lr > c.body_lr
 
 
-def test_far_domain_moves_the_body_further():
+def test_far_domain_fine_tunes_every_group_even_with_few_images():
     c = choose(GRAY)
     assert (c.strategy, c.train_top) == ("two-phase", None)
-    assert c.body_lr == 3 * choose(BIG).body_lr
+    assert c.body_lr > choose(BIG).body_lr
     assert any("far from ImageNet" in r for r in c.reasons)
 
 
 def test_epochs_follow_a_fixed_image_budget():
-    few = choose(replace(BIG, num_classes=2, train_images=200))
-    more = choose(replace(BIG, num_classes=5, train_images=500))
-    assert few.epochs == 10 and more.epochs == 6  # clipped at 10; 3000 / 500
+    few, more = choose(GRAY), choose(replace(GRAY, images_per_class=60, train_images=360))
+    assert few.epochs == 10 and more.epochs < few.epochs  # clipped at 10; fewer for more data
     huge = choose(replace(BIG, images_per_class=2000, train_images=200_000))
     assert huge.epochs == 3  # clipped from below
 

@@ -12,12 +12,12 @@ down in ``docs/AUTO.md``. It borrows from two published recipes:
 
 And from the lab's own measurements (docs/AUTO.md): BiT can fine-tune every layer on a few
 images because its ResNets use GroupNorm; the BatchNorm backbones here, fine-tuned with
-batches of 32, move their normalisation statistics and lost 10-15 points against a linear
-probe at 30 images per class, on food photos and on grayscale tiles alike. So the rule stays
-with the linear probe on cached features (seconds) below ``DEEP_FROM`` images per class, and
-fine-tunes every group after a probe (LP-FT) from there on. A domain far from ImageNet
-(grayscale industrial textures) gets a 3x higher body LR then: input-level shifts live in the
-early layers (surgical fine-tuning), which must move further.
+batches of 32, move their normalisation statistics and lost 8-10 points against a linear
+probe at 30 images per class. So on a domain near ImageNet the rule stays with the linear probe
+on cached features (seconds) until there are ``DEEP_FROM`` images per class. A domain far from
+ImageNet (grayscale industrial textures) is different: frozen ImageNet features fit it poorly
+and input-level shifts live in the early layers (surgical fine-tuning), so every group is
+fine-tuned there, after a probe.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from PIL import Image
 from ..config import TrainConfig
 
 # Thresholds of the rule (images per class, pixels); docs/AUTO.md explains each.
-DEEP_FROM = 100  # linear probe below this many images per class, LP-FT from it
+PROBE_ONLY_BELOW = 10  # fewer images per class than this: linear probe only, any domain
+DEEP_FROM = 100  # near domain: linear probe below this many images per class, LP-FT from it
 SMALL_IMAGE = 96  # median shorter side below this: train at LOW_RES (BiT-HyperRule)
 LOW_RES = 128
 GRAYSCALE_FAR = 0.5  # this fraction of grayscale images or more: a far domain
@@ -131,10 +132,11 @@ def choose(stats: DatasetStats) -> AutoChoice:
         image_size = None
         reasons.append("images large enough: the backbone's own resolution")
 
-    if n < DEEP_FROM:
-        reasons.append(f"fewer than {DEEP_FROM} images per class: a linear probe on frozen "
-                       "features (fine-tuning a BatchNorm body on this little data moves its "
-                       "statistics and loses accuracy)")
+    if n < PROBE_ONLY_BELOW or (n < DEEP_FROM and not far):
+        why = (f"fewer than {PROBE_ONLY_BELOW} images per class" if n < PROBE_ONLY_BELOW else
+               f"fewer than {DEEP_FROM} images per class on a domain near ImageNet")
+        reasons.append(f"{why}: a linear probe on frozen features (fine-tuning a BatchNorm "
+                       "body on this little data moves its statistics and loses accuracy)")
         return AutoChoice("feature-extraction", 0, 50, None, 1e-3, None, image_size, reasons)
 
     epochs = _finetune_epochs(stats.train_images)
@@ -143,11 +145,11 @@ def choose(stats: DatasetStats) -> AutoChoice:
                    "epochs, as BiT-HyperRule's fixed step budget)")
     if far:
         reasons.append(f"{stats.grayscale_fraction:.0%} grayscale images: a domain far from "
-                       "ImageNet, so after a linear probe every group is fine-tuned with a "
-                       "3x higher body LR (LP-FT; input-level shift)")
+                       "ImageNet, so every group is fine-tuned (input-level shift) with a "
+                       "higher body LR, after a linear probe (LP-FT)")
         return AutoChoice("two-phase", None, epochs, 30, 1e-4, 3e-5, image_size, reasons)
-    reasons.append(f"{DEEP_FROM}+ images per class on a domain near ImageNet: linear probe, "
-                   "then fine-tune every group (LP-FT)")
+    reasons.append(f"{DEEP_FROM}+ images per class on a near domain: linear probe, then "
+                   "fine-tune every group (LP-FT)")
     return AutoChoice("two-phase", None, epochs, 30, 1e-4, 1e-5, image_size, reasons)
 
 
