@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .models.batchnorm import DEFAULT_BN_POLICY, check_bn_policy
 from .models.factory import DEFAULT_MODEL
 
 STRATEGIES = ("feature-extraction", "finetune", "full", "two-phase", "gradual", "auto")
@@ -46,7 +47,7 @@ class TrainConfig:
     hidden: int | None = None
     dropout: float = 0.0
     image_size: int | None = None  # square input resolution (None: the backbone's default)
-    bn_policy: str = "freeze"
+    bn_policy: str = DEFAULT_BN_POLICY  # eval | freeze | train (transferlab.models.batchnorm)
     per_class: int | None = None
     val_fraction: float = 0.2
     seed: int = 0
@@ -88,6 +89,7 @@ class TrainConfig:
             raise ValueError(f"augment must be auto, none, standard or strong, got {self.augment!r}")
         if self.class_weighting not in {"none", "balanced"}:
             raise ValueError(f"class_weighting must be none or balanced, got {self.class_weighting!r}")
+        check_bn_policy(self.bn_policy)
         if self.schedule not in {"cosine", "constant", "plateau"}:
             raise ValueError(f"schedule must be cosine, constant or plateau, got {self.schedule!r}")
 

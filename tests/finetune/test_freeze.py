@@ -48,8 +48,10 @@ def _bn_stats(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
 
 
-def test_frozen_batchnorm_keeps_its_statistics(resnet):
-    """Default policy: BN layers of frozen groups stay in eval mode in model.train()."""
+def test_frozen_batchnorm_keeps_its_statistics():
+    """"freeze": BN layers of frozen groups stay in eval mode in model.train(), BN layers of
+    trainable groups use batch statistics and update their running statistics."""
+    resnet = create_model("resnet18", num_classes=3, weights="random", bn_policy="freeze")
     train_top(resnet, 1)
     resnet.train()
     assert not resnet.body.bn1.training and not resnet.body.layer1[0].bn1.training
@@ -75,7 +77,27 @@ def test_train_policy_lets_frozen_batchnorm_update():
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_unfreezing_puts_batchnorm_back_in_training(resnet):
+def test_default_policy_keeps_every_batchnorm_in_inference_mode(resnet):
+    """"eval" (the default): even trainable BN layers normalise with the pretrained running
+    statistics, which never change; their scale and shift still get gradients."""
+    assert resnet.bn_policy == "eval"
+    train_top(resnet, None)
+    resnet.train()
+    assert resnet.training and resnet.body.layer4[0].conv1.training
+    assert not any(m.training for m in resnet.modules() if isinstance(m, nn.BatchNorm2d))
+    before = _bn_stats(resnet.body)
+    x = torch.randn(4, 3, 64, 64) * 3 + 1
+    out = resnet(x)
+    out.sum().backward()
+    after = _bn_stats(resnet.body)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert resnet.body.layer1[0].bn1.weight.grad is not None
+    with torch.no_grad():
+        torch.testing.assert_close(out, resnet.eval()(x))  # train mode == inference mode
+
+
+def test_unfreezing_puts_batchnorm_back_in_training():
+    resnet = create_model("resnet18", num_classes=3, weights="random", bn_policy="freeze")
     train_top(resnet, 0)
     resnet.train()
     assert not resnet.body.layer4[1].bn2.training

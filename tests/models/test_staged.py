@@ -78,12 +78,12 @@ def _bn_modes(module: nn.Module) -> list[bool]:
 
 
 def test_upper_model_keeps_frozen_batchnorm_in_eval():
-    model = create_model("resnet18", num_classes=3, weights="random")
+    model = create_model("resnet18", num_classes=3, weights="random", bn_policy="freeze")
     train_top(model, 1)  # stage4 + head train
     _, upper = split_at(model, 3)  # stage3 (frozen) and stage4 (trainable) above
     model.train()  # the whole model in training mode first: the wrapper must re-freeze
     assert all(_bn_modes(model.body.layer4))
-    top = UpperModel(upper, model.head)
+    top = UpperModel(upper, model.head, "freeze")
     for m in model.body.layer3.modules():
         m.training = True  # as nn.Module.train() on a plain container would leave them
     top.train()

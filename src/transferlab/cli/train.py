@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..config import STRATEGIES, TrainConfig
+from ..models.batchnorm import BN_POLICIES, DEFAULT_BN_POLICY
 from ..models.factory import DEFAULT_MODEL
 
 
@@ -58,8 +59,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default="auto", choices=["auto", "none", "standard", "strong"])
     p.add_argument("--hidden", type=int, help="hidden units in the new head (default none)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the new head")
-    p.add_argument("--bn", dest="bn_policy", default="freeze", choices=["freeze", "train"],
-                   help="BatchNorm of frozen groups: keep statistics frozen (default) or update")
+    p.add_argument("--bn", dest="bn_policy", default=DEFAULT_BN_POLICY, choices=BN_POLICIES,
+                   help="BatchNorm while training: eval = every BatchNorm layer keeps its "
+                   "pretrained statistics (default; scale and shift still train), freeze = "
+                   "only frozen groups' do, train = all use batch statistics")
     p.add_argument("--per-class", type=int, help="use at most N training images per class")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="held-out fraction when the folder has no val split")

@@ -9,6 +9,7 @@ import timm
 import torch
 from torch import nn
 
+from .batchnorm import DEFAULT_BN_POLICY, apply_bn_policy, check_bn_policy
 from .groups import LayerGroup, build_layer_groups
 from .heads import head_shape, make_head
 from .weights import (
@@ -48,9 +49,10 @@ class HeadConfig:
 class TransferModel(nn.Module):
     """A pretrained body (timm model without classifier) plus a new head.
 
-    BatchNorm policy: with ``bn_policy="freeze"`` (the default), BatchNorm layers whose
-    parameters are all frozen stay in eval mode whenever the model is put in training mode, so
-    their running statistics never change. ``"train"`` lets them update like any other layer.
+    BatchNorm policy (:mod:`transferlab.models.batchnorm`): with ``bn_policy="eval"`` (the
+    default) every BatchNorm layer stays in inference mode when the model is put in training
+    mode; ``"freeze"`` does that only for BatchNorm layers of frozen groups; ``"train"`` lets
+    every BatchNorm layer use batch statistics.
     """
 
     def __init__(
@@ -62,7 +64,7 @@ class TransferModel(nn.Module):
         head_config: HeadConfig,
         weights: WeightsInfo,
         classes: list[str] | None = None,
-        bn_policy: str = "freeze",
+        bn_policy: str = DEFAULT_BN_POLICY,
     ) -> None:
         super().__init__()
         self.body = body
@@ -71,9 +73,7 @@ class TransferModel(nn.Module):
         self.head_config = head_config
         self.weights = weights
         self.classes = list(classes) if classes else None
-        if bn_policy not in {"freeze", "train"}:
-            raise ValueError(f"bn_policy must be 'freeze' or 'train', got {bn_policy!r}")
-        self.bn_policy = bn_policy
+        self.bn_policy = check_bn_policy(bn_policy)
         self.data_config = dict(timm.data.resolve_data_config(model=body))
         self.groups: list[LayerGroup] = build_layer_groups(body, head)
 
@@ -105,12 +105,8 @@ class TransferModel(nn.Module):
 
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
-        if mode and self.bn_policy == "freeze":
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    params = list(module.parameters())
-                    if params and not any(p.requires_grad for p in params):
-                        module.eval()
+        if mode:
+            apply_bn_policy(self, self.bn_policy)
         return self
 
     def describe(self) -> dict:
@@ -204,7 +200,7 @@ def create_model(
     hidden: int | None = None,
     dropout: float = 0.0,
     classes: list[str] | None = None,
-    bn_policy: str = "freeze",
+    bn_policy: str = DEFAULT_BN_POLICY,
 ) -> TransferModel:
     """Build ``name`` from timm with pretrained weights and a new head.
 
@@ -252,7 +248,7 @@ def model_from_description(desc: dict) -> TransferModel:
         hidden=head.get("hidden"),
         dropout=head.get("dropout", 0.0),
         classes=desc.get("classes"),
-        bn_policy=desc.get("bn_policy", "freeze"),
+        bn_policy=desc.get("bn_policy", "freeze"),  # older runs trained with "freeze"
     )
     model.weights = WeightsInfo(**desc["weights"])
     saved_cfg = desc.get("data_config")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .batchnorm import DEFAULT_BN_POLICY, apply_bn_policy
+
 
 class UnsupportedModelError(ValueError):
     """The body's forward is not a known sequence of modules, so it cannot be split."""
@@ -163,16 +165,6 @@ def split_at(model, boundary: int) -> tuple[nn.Module, nn.Module]:
     return nn.Sequential(*lower), nn.Sequential(*upper)
 
 
-def _apply_bn_policy(module: nn.Module, policy: str) -> None:
-    if policy != "freeze":
-        return
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters())
-            if params and not any(p.requires_grad for p in params):
-                m.eval()
-
-
 class UpperModel(nn.Module):
     """``head(upper(x))``: what trains on activations cached at a boundary.
 
@@ -180,7 +172,8 @@ class UpperModel(nn.Module):
     :meth:`TransferModel.train` does for the whole model.
     """
 
-    def __init__(self, upper: nn.Module, head: nn.Module, bn_policy: str = "freeze") -> None:
+    def __init__(self, upper: nn.Module, head: nn.Module,
+                 bn_policy: str = DEFAULT_BN_POLICY) -> None:
         super().__init__()
         self.upper = upper
         self.head = head
@@ -192,7 +185,7 @@ class UpperModel(nn.Module):
     def train(self, mode: bool = True) -> UpperModel:
         super().train(mode)
         if mode:
-            _apply_bn_policy(self, self.bn_policy)
+            apply_bn_policy(self, self.bn_policy)
         return self
 
 
@@ -205,7 +198,7 @@ class FrozenLowerModel(nn.Module):
     """
 
     def __init__(self, lower: nn.Module, upper: nn.Module, head: nn.Module,
-                 bn_policy: str = "freeze") -> None:
+                 bn_policy: str = DEFAULT_BN_POLICY) -> None:
         super().__init__()
         self.lower = lower
         self.upper = upper
@@ -221,5 +214,5 @@ class FrozenLowerModel(nn.Module):
         super().train(mode)
         self.lower.eval()
         if mode:
-            _apply_bn_policy(self, self.bn_policy)
+            apply_bn_policy(self, self.bn_policy)
         return self

@@ -27,6 +27,7 @@ from ..data.features import PilSource, cached_activations
 from ..data.gpu_augment import DEVICE_AUGMENTS, DeviceAugment
 from ..data.transforms import build_transforms
 from ..finetune.freeze import first_trainable_index
+from ..models.batchnorm import updates_frozen_statistics
 from ..models.staged import (
     FrozenLowerModel,
     UpperModel,
@@ -80,7 +81,7 @@ def cacheable_boundary(model, cfg, phase) -> int | None:
         return None
     if k == num_boundaries(model):
         return k
-    if cfg.bn_policy != "freeze" or not supports_staging(model):
+    if updates_frozen_statistics(cfg.bn_policy) or not supports_staging(model):
         return None  # BatchNorm below k would update its statistics / no staged forward
     return k
 
@@ -129,7 +130,7 @@ def _decoded_inputs(model, cfg, phase, splits, device, cache) -> PhaseInputs:
     val_store = _store(model, cfg, splits.val, "val", device, cache)
     module: nn.Module = model
     k = min(first_trainable_index(model), num_boundaries(model))
-    if (k > 0 and not phase.unfreeze_every and cfg.bn_policy == "freeze"
+    if (k > 0 and not phase.unfreeze_every and not updates_frozen_statistics(cfg.bn_policy)
             and (k == num_boundaries(model) or supports_staging(model))):
         lower, upper = split_at(model, k)
         module = FrozenLowerModel(lower, upper, model.head, cfg.bn_policy)

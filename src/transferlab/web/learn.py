@@ -75,18 +75,24 @@ def build_quiz() -> list[dict]:
                        f"({names[0]}) gets {lrs[names[0]]:.2g}.",
     })
 
-    lite.train()
-    frozen_bn = next(m for m in lite.body.modules()
-                     if m.__class__.__name__.startswith("BatchNorm"))
+    train_top(lite, None)  # fine-tune every group...
+    lite.train()  # ...in training mode, with the default BatchNorm policy
+    top_bn = next(m for name in lite.group(names[-2]).module_names
+                  for m in lite.get_submodule(name).modules()
+                  if m.__class__.__name__.startswith("BatchNorm"))
     questions.append({
         "id": "batchnorm", "kind": "choice", "topic": "catastrophic-forgetting",
-        "question": "With the default BatchNorm policy, what happens to the running mean and "
-                    "variance of BatchNorm layers in frozen groups when the model trains?",
+        "question": "Fine-tuning every group with the default BatchNorm policy: what happens "
+                    "to the running mean and variance of the BatchNorm layers of the top "
+                    "group when the model trains?",
         "options": ["they keep their pretrained values", "they update from the new data"],
-        "answer": ("they update from the new data" if frozen_bn.training
+        "answer": ("they update from the new data" if top_bn.training
                    else "they keep their pretrained values"),
-        "explanation": "Frozen groups keep their BatchNorm layers in eval mode, so a few small "
-                       "batches of new data cannot overwrite statistics learned on ImageNet.",
+        "explanation": "The default policy (eval) keeps every BatchNorm layer in inference "
+                       "mode, trainable or not; only its scale and shift learn. With batch "
+                       "statistics, a few small batches of new data would replace what was "
+                       "learned on ImageNet, and the features the probe was fitted on would "
+                       "shift before any weight moved (--bn freeze or train to allow it).",
     })
 
     questions.append({
