@@ -7,6 +7,7 @@ parameter groups, the training loop and its listeners — following the phases o
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +30,12 @@ from .runs import new_run_dir, plot_curves, save_model, write_report
 from .training import distributed
 from .training.accel import configure_backend, cpu_threads, maybe_compile
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
-from .training.checkpoint import atomic_write_text, load_state, save_state
+from .training.checkpoint import CheckpointError, atomic_write_text, load_state, save_state
 from .training.fastpath import phase_inputs
 from .training.loop import Callback, Trainer, seed_everything
 
 LAST = Path("checkpoints") / "last.safetensors"
+FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
 
 
 @dataclass
@@ -57,25 +59,71 @@ def resolve_device(device: str) -> torch.device:
 
 
 class _PhaseCheckpoint(Callback):
-    """Saves the resumable state after each epoch and when the phase ends."""
+    """Saves the resumable state after each epoch and when the phase ends.
 
-    def __init__(self, path: Path, model: nn.Module, phase_index: int, rows_before: list[dict]):
+    In a phase whose trainable set is fixed (every strategy but gradual unfreezing) frozen
+    parameters cannot change, so the model's state is written once, when the phase starts,
+    to ``checkpoints/frozen.safetensors``; each epoch's checkpoint then holds only the
+    trainable parameters, the buffers that changed since (BatchNorm statistics that train)
+    and the trainer's state, and names the frozen file by a token. A head on cached features
+    then checkpoints kilobytes per epoch instead of the whole model. The checkpoint written
+    when the phase ends is complete again.
+    """
+
+    def __init__(self, path: Path, model: nn.Module, phase_index: int, rows_before: list[dict],
+                 *, partial: bool = True):
         self.path, self.model = path, model
         self.phase_index, self.rows_before = phase_index, rows_before
+        self.partial = partial
+        self.token: str | None = None
+        self.trainable: set[str] = set()
+        self.start: dict[str, torch.Tensor] = {}
+        self.versions: dict[str, int] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.token = None
+        if not self.partial:
+            return
+        self.trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        self.start = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                      if k not in self.trainable}
+        # an in-place update (BatchNorm statistics) bumps a tensor's version counter
+        self.versions = {n: b._version for n, b in self.model.named_buffers() if n in self.start}
+        self.token = secrets.token_hex(8)
+        save_state(self.path.parent / FROZEN.name,
+                   {"token": self.token, "phase_index": self.phase_index, "model": self.start})
 
     def _save(self, trainer: Trainer, complete: bool) -> None:
-        save_state(self.path, {
-            "model": self.model.state_dict(),
-            "trainer": trainer.state_dict(),
-            "run": {"phase_index": self.phase_index, "phase_complete": complete,
-                    "rows_before": self.rows_before},
-        })
+        model = self.model.state_dict()
+        run = {"phase_index": self.phase_index, "phase_complete": complete,
+               "rows_before": self.rows_before}
+        if self.token is not None and not complete:
+            moved = {n for n, b in self.model.named_buffers()
+                     if n in self.versions and b._version != self.versions[n]}
+            model = {k: v for k, v in model.items() if k in self.trainable or k in moved}
+            run["frozen"] = self.token
+        save_state(self.path, {"model": model, "trainer": trainer.state_dict(), "run": run})
 
     def on_epoch_end(self, trainer: Trainer, record) -> None:
         self._save(trainer, complete=False)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self._save(trainer, complete=True)
+
+
+def load_run_state(run_dir: str | Path) -> dict:
+    """The last checkpoint of a run, with the frozen parameters it refers to merged back."""
+    run_dir = Path(run_dir)
+    state = load_state(run_dir / LAST)
+    token = state["run"].get("frozen")
+    if token is not None:
+        frozen = load_state(run_dir / FROZEN)
+        if frozen.get("token") != token:
+            raise CheckpointError(
+                f"{run_dir / LAST} refers to frozen weights {token} but {run_dir / FROZEN} "
+                f"holds {frozen.get('token')}: the checkpoint pair is inconsistent")
+        state["model"] = {**frozen["model"], **state["model"]}
+    return state
 
 
 def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits, device,
@@ -133,8 +181,9 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     groups = [model.groups[-1]] if cached else model.groups
     param_groups = build_param_groups(model, groups, phase.lrs, weight_decay=cfg.weight_decay,
                                       body_weight_decay=0.0 if cfg.l2sp else None)
+    # fused: one kernel for all parameters (on the CPU too: 3x faster steps for a small head)
     optimizer = torch.optim.AdamW(param_groups, lr=phase.lrs[model.groups[-1].name],
-                                  fused=device.type == "cuda")
+                                  fused=device.type in {"cuda", "cpu"})
     steps = phase.epochs * len(train_loader)
     scheduler = Scheduler(optimizer, steps, warmup_steps=int(cfg.warmup_epochs * len(train_loader)),
                           kind=cfg.schedule)
@@ -151,7 +200,8 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
 
         listeners.append(RichProgress())
     if main:
-        listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before))
+        listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before,
+                                          partial=not phase.unfreeze_every))
     if distributed.world_size() > 1:
         listeners.append(distributed.Barrier())
     trainer = Trainer(
@@ -191,7 +241,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = Path(resume)
         cfg = TrainConfig.load(run_dir / "config.json")
         if (run_dir / LAST).is_file():
-            state = load_state(run_dir / LAST)
+            state = load_run_state(run_dir)
     else:
         if cfg is None:
             cfg = TrainConfig(**overrides)

@@ -3,8 +3,9 @@
 import pytest
 from safetensors.torch import load_file
 
-from transferlab.api import fine_tune
+from transferlab.api import fine_tune, load_run_state
 from transferlab.config import TrainConfig
+from transferlab.training.checkpoint import CheckpointError, save_state
 from transferlab.training.loop import Callback
 
 
@@ -29,7 +30,11 @@ def test_resume_matches_uninterrupted_run(tiny_data, tmp_path, phase, epoch):
         fine_tune(_cfg(tiny_data, tmp_path, "killed"), progress=False,
                   callbacks=[_KillAt(phase, epoch)])
     run_dir = tmp_path / "killed"
-    assert (run_dir / "checkpoints" / "last.safetensors").is_file()
+    last = run_dir / "checkpoints" / "last.safetensors"
+    assert last.is_file()
+    if phase == "probe":  # inside the head-only phase: the epoch checkpoint holds the head
+        frozen = run_dir / "checkpoints" / "frozen.safetensors"
+        assert last.stat().st_size * 50 < frozen.stat().st_size
     assert not (run_dir / "best.safetensors").exists()
     resumed = fine_tune(resume=run_dir, progress=False)
     a = load_file(str(full.run_dir / "best.safetensors"))
@@ -38,3 +43,15 @@ def test_resume_matches_uninterrupted_run(tiny_data, tmp_path, phase, epoch):
     diffs = [k for k in a if not (a[k] == b[k]).all()]
     assert diffs == []
     assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
+
+
+def test_a_partial_checkpoint_refuses_frozen_weights_of_another_phase(tiny_data, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(_cfg(tiny_data, tmp_path, "killed"), progress=False,
+                  callbacks=[_KillAt("probe", 2)])
+    run_dir = tmp_path / "killed"
+    state = load_run_state(run_dir)
+    assert state["model"].keys() >= {"head.weight", "body.conv_stem.weight"}  # merged back
+    save_state(run_dir / "checkpoints" / "frozen.safetensors", {"token": "other", "model": {}})
+    with pytest.raises(CheckpointError, match="inconsistent"):
+        load_run_state(run_dir)

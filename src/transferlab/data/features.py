@@ -287,6 +287,9 @@ def epoch_order(n: int, generator: torch.Generator, shuffle: bool) -> torch.Tens
     return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
 
+RESIDENT_BYTES = 64 * 2**20  # caches up to this size are read into memory once per loader
+
+
 class ActivationLoader:
     """Batches ``(activations, labels)`` read from an :class:`ActivationCache`.
 
@@ -301,6 +304,12 @@ class ActivationLoader:
         self.cache, self.batch_size, self.shuffle = cache, batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
         self.pin = torch.cuda.is_available()
+        # A small cache (pooled features: 1,500 x 1,280 floats are 7.7 MB) is read once and
+        # kept in memory: a batch is then one index, not one pread per batch. Large caches
+        # (spatial maps, many views) stay on disk and memory stays one batch.
+        nbytes = int(np.prod(cache.array.shape, dtype=np.int64)) * cache.array.dtype.itemsize
+        self.resident = (cache.array.rows(np.arange(len(cache.array)))
+                         if nbytes <= RESIDENT_BYTES else None)
 
     def __len__(self) -> int:
         return math.ceil(self.cache.n / self.batch_size)
@@ -314,7 +323,8 @@ class ActivationLoader:
             rows = order
         for start in range(0, n, self.batch_size):
             sel = rows[start:start + self.batch_size].numpy()
-            x = self.cache.rows_as_tensor(self.cache.array.rows(sel))
+            x = self.cache.rows_as_tensor(self.resident[sel] if self.resident is not None
+                                          else self.cache.array.rows(sel))
             y = self.cache.labels[order[start:start + self.batch_size]]
             if self.pin:
                 x = x.pin_memory()
