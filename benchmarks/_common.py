@@ -60,6 +60,8 @@ def subset_folder(root: Path, dest: Path, classes: Sequence[str] | None, *,
     of hard links where possible (the scanner refuses symlinks that leave the folder)."""
     if dest.exists():
         shutil.rmtree(dest)
+    if not (root / "train").is_dir():  # one folder per class: this project's seeded split
+        return _split_folder(root, dest, classes)
     for split in splits:
         names = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
         for cls in classes or names:
@@ -67,6 +69,23 @@ def subset_folder(root: Path, dest: Path, classes: Sequence[str] | None, *,
             out.mkdir(parents=True)
             for f in sorted((root / split / cls).iterdir()):
                 link_or_copy(f.resolve(), out / f.name)
+    return dest
+
+
+def _split_folder(root: Path, dest: Path, classes: Sequence[str] | None) -> Path:
+    """``root/class/*`` as ``dest/{train,val}/class/*``: the stratified 80/20 split (seed 0)
+    that ``transferlab train root`` makes itself, so every method sees the same images."""
+    from transferlab.data import load_splits
+
+    splits = load_splits(root, seed=0)
+    for split, samples in (("train", splits.train), ("val", splits.val)):
+        for path, label in samples:
+            cls = splits.classes[label]
+            if classes and cls not in classes:
+                continue
+            out = dest / split / cls
+            out.mkdir(parents=True, exist_ok=True)
+            link_or_copy(Path(path).resolve(), out / Path(path).name)
     return dest
 
 
