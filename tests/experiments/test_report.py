@@ -65,6 +65,14 @@ def test_compare_singles_out_auto_against_the_best_fixed_preset():
     assert auto["within_noise"] is True
     fe = next(c for c in cs if c["a"] == "feature-extraction")
     assert fe["b"] == "auto" and fe["within_noise"] is False  # auto has the best mean
+    assert len(cs) == 2  # full vs auto is said once
+
+    tied = [r for r in rows if r["arm"] != "auto"] + [
+        {**r, "arm": "auto", "key": r["key"] + "a"} for r in rows if r["arm"] == "full"]
+    cs = comparisons(tied, aggregate(tied, "compare"), "compare", "accuracy")
+    assert [c["what"] for c in cs] == ["auto - best fixed preset",
+                                       "feature-extraction - best (full)"]
+    assert cs[1]["verdict"].startswith("full better (Welch p")
 
 
 @pytest.mark.parametrize("kind", ["data-size", "freeze-depth", "position", "compare"])

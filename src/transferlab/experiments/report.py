@@ -96,12 +96,14 @@ def comparisons(rows: list[dict], table: list[dict], kind: str, metric: str) -> 
     if not table:
         return out
     best = max(table, key=lambda e: e[f"{metric}_mean"])
+    skip = {id(best)}
     if kind == "compare":
         fixed = [e for e in table if e["arm"] != "auto"]
         auto = next((e for e in table if e["arm"] == "auto"), None)
         if auto is not None and fixed:
             best_fixed = max(fixed, key=lambda e: e[f"{metric}_mean"])
             add("auto - best fixed preset", auto, best_fixed)
+            skip.add(id(auto) if best_fixed is best else id(best_fixed))  # said just above
     if kind == "position":
         head = next((e for e in table if e["group"] == "head-only"), None)
         if head is not None:
@@ -109,7 +111,7 @@ def comparisons(rows: list[dict], table: list[dict], kind: str, metric: str) -> 
                 if e is not head:
                     add(f"{e['group']} - head only", e, head)
     for e in table:
-        if e is not best:
+        if id(e) not in skip:
             add(f"{_label(e, kind)} - best ({_label(best, kind)})", e, best)
     return out
 

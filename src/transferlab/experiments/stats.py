@@ -171,7 +171,8 @@ class Comparison:
         if self.within_noise:
             return f"within noise (Welch p = {self.p_value:.2f})"
         better = self.a if self.diff > 0 else self.b
-        return f"{better} better (Welch p = {self.p_value:.3f})"
+        p = "< 0.001" if self.p_value < 0.001 else f"= {self.p_value:.3f}"
+        return f"{better} better (Welch p {p})"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}
