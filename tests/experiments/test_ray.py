@@ -14,7 +14,6 @@ def test_backend_checks_its_arguments():
     assert list(RayBackend("local").run([], "unused")) == []  # nothing to do: no Ray started
 
 
-@pytest.mark.slow
 def test_trials_run_in_parallel_on_local_ray(tiny_data, tmp_path):
     pytest.importorskip("ray")
     seen = []
