@@ -169,3 +169,22 @@ def test_loader_reshuffles_per_seed_and_draws_views(splits, tmp_path):
         assert match and cache.labels[match[0] % n] == label
     views_used = {next(i for i in range(3 * n) if torch.equal(all_rows[i], r)) // n for r in x1}
     assert len(views_used) > 1
+
+
+def test_a_small_cache_is_read_once_and_gives_the_same_batches(splits, tmp_path, monkeypatch):
+    import transferlab.data.features as features
+
+    model = small_model()
+    tf = build_transforms(model.data_config, train=False)
+    cache = cached_activations(model, PilSource(splits.train, tf), cache_dir=tmp_path)
+    resident = cache.loader(batch_size=5, shuffle=True, seed=3)
+    assert resident.resident is not None  # a few KB: kept in memory
+    monkeypatch.setattr(features, "RESIDENT_BYTES", 0)
+    on_disk = cache.loader(batch_size=5, shuffle=True, seed=3)
+    assert on_disk.resident is None  # over the limit: read by rows from disk
+    reads = []
+    real_rows = cache.array.rows
+    monkeypatch.setattr(cache.array, "rows", lambda idx: reads.append(len(idx)) or real_rows(idx))
+    for (xa, ya), (xb, yb) in zip(resident, on_disk, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert len(reads) == len(on_disk)  # only the on-disk loader touched the file

@@ -9,8 +9,8 @@ with the generic loop and listeners.
 | feature-extraction | head only, LR 1e-3, on cached features (50 epochs, early stopping)      |
 | finetune           | top K=2 groups + head, body 1e-5, head 1e-4, augmented (8 epochs)       |
 | full               | everything, discriminative LRs head 1e-4 decaying x0.6 per group down   |
-| two-phase (LP-FT)  | linear probe (as feature-extraction, 30 epochs), then all groups,       |
-|                    | body 1e-5, head 1e-4, augmented (5 epochs)                              |
+| two-phase (LP-FT)  | linear probe (as feature-extraction: 50 epochs, early stopping), then   |
+|                    | all groups, body 1e-5, head 1e-4, augmented (5 epochs)                  |
 | gradual            | head first, one more group every N epochs, body 1e-5, head 1e-3         |
 | auto               | one of the above with settings chosen from dataset statistics           |
 |                    | (see :mod:`transferlab.finetune.auto` and docs/AUTO.md)                 |
@@ -103,7 +103,9 @@ def plan_phases(cfg: TrainConfig, group_names: list[str], stats=None) -> list[Ph
         probe_lrs = group_learning_rates(group_names, head_lr=1e-3)
         probe_aug = "none" if cfg.augment == "auto" else cfg.augment
         return [
-            Phase("probe", 0, probe_lrs, cfg.probe_epochs or 30, probe_aug),
+            # LP-FT wants the head converged before the body moves: as long a probe as
+            # feature extraction (a 30-epoch probe left magnetic_tile 5 points short)
+            Phase("probe", 0, probe_lrs, cfg.probe_epochs or 50, probe_aug),
             Phase("finetune", cfg.train_top, _lrs(cfg, group_names, 1e-4, 1e-5),
                   cfg.epochs or 5,
                   _augment(cfg, not chosen if chosen is not None else cfg.train_top == 0),
