@@ -13,7 +13,6 @@ from transferlab.config import TrainConfig
 from transferlab.data import load_splits
 from transferlab.finetune.auto import (
     DEEP_FROM,
-    PROBE_ONLY_BELOW,
     DatasetStats,
     choose,
     dataset_stats,
@@ -28,37 +27,46 @@ PHOTOS = DatasetStats(num_classes=10, train_images=300, images_per_class=30, min
 
 
 BIG = replace(PHOTOS, images_per_class=DEEP_FROM, train_images=10 * DEEP_FROM)
-GRAY = replace(PHOTOS, images_per_class=12, train_images=72, grayscale_fraction=1.0)
+GRAY = replace(BIG, grayscale_fraction=1.0)
 
 
-def test_very_few_images_get_a_linear_probe_on_any_domain():
-    for stats in (PHOTOS, GRAY):
-        c = choose(replace(stats, images_per_class=PROBE_ONLY_BELOW - 1, train_images=60))
+def test_below_deep_from_every_domain_gets_a_linear_probe():
+    for stats in (PHOTOS, replace(PHOTOS, grayscale_fraction=1.0),
+                  replace(BIG, images_per_class=DEEP_FROM - 1)):
+        c = choose(stats)
         assert (c.strategy, c.train_top, c.image_size) == ("feature-extraction", 0, None)
+        assert (c.epochs, c.class_weighting) == (50, "none")
+        assert any("linear probe" in r for r in c.reasons)
 
 
-def test_near_domain_below_deep_from_stays_with_the_probe():
-    c = choose(replace(PHOTOS, images_per_class=DEEP_FROM - 1, train_images=990))
-    assert c.strategy == "feature-extraction"
-    assert any("near ImageNet" in r for r in c.reasons)
-
-
-def test_much_data_on_a_near_domain_is_lp_ft_of_every_group():
+def test_much_data_is_lp_ft_of_every_group():
     c = choose(BIG)
-    assert (c.strategy, c.train_top, c.probe_epochs) == ("two-phase", None, 30)
-    assert c.head_lr > c.body_lr
+    assert (c.strategy, c.train_top, c.probe_epochs) == ("two-phase", None, 50)
+    assert (c.head_lr, c.body_lr) == (1e-4, 1e-5)
 
 
-def test_far_domain_fine_tunes_every_group_even_with_few_images():
-    c = choose(GRAY)
-    assert (c.strategy, c.train_top) == ("two-phase", None)
-    assert c.body_lr > choose(BIG).body_lr
-    assert any("far from ImageNet" in r for r in c.reasons)
+def test_a_far_domain_is_named_but_treated_alike():
+    """Measured on magnetic_tile: fine-tuning did not beat the probe there either."""
+    far, near = choose(GRAY), choose(BIG)
+    assert any("far from ImageNet" in r for r in far.reasons)
+    assert (far.strategy, far.body_lr) == (near.strategy, near.body_lr)
+
+
+def test_imbalanced_classes_get_balanced_weights():
+    tiles = replace(PHOTOS, num_classes=6, images_per_class=75, min_per_class=26,
+                    max_per_class=762, train_images=1076, grayscale_fraction=1.0)
+    c = choose(tiles)  # magnetic_tile's training split
+    assert (c.strategy, c.class_weighting) == ("feature-extraction", "balanced")
+    assert any("26 to 762 images" in r for r in c.reasons)
+    assert choose(replace(tiles, min_per_class=300)).class_weighting == "none"  # 2.5x
+    cfg = resolve_auto(TrainConfig(data="x", strategy="auto"), tiles)
+    assert cfg.class_weighting == "balanced" and "class_weighting=balanced" in cfg.notes[0]
 
 
 def test_epochs_follow_a_fixed_image_budget():
-    few, more = choose(GRAY), choose(replace(GRAY, images_per_class=60, train_images=360))
-    assert few.epochs == 10 and more.epochs < few.epochs  # clipped at 10; fewer for more data
+    few = choose(replace(BIG, num_classes=2, train_images=200))
+    more = choose(replace(BIG, num_classes=5, train_images=500))
+    assert few.epochs == 10 and more.epochs == 6  # clipped at 10; 3000 / 500
     huge = choose(replace(BIG, images_per_class=2000, train_images=200_000))
     assert huge.epochs == 3  # clipped from below
 
