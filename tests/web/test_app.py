@@ -261,6 +261,7 @@ def test_plan_auto_decides_from_the_dataset(client):
     ({"dataset": "food", "model": "no_such_net"}, 422, "unknown backbone"),
     ({"dataset": "food", "epochs": 0}, 422, None),
     ({"dataset": "food", "colour": "red"}, 422, None),
+    ({"dataset": "food", "bn_policy": "sometimes"}, 422, None),
     ({"dataset": "food", "strategy": "finetune", "train_groups": ["nope"]}, 422, "nope"),
 ])
 def test_bad_training_requests(client, body, status, message):

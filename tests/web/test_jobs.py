@@ -43,7 +43,8 @@ def client(data_root, runs_root):
 @pytest.fixture(scope="module")
 def finished(client):
     """One feature-extraction job, run through the queue in a worker process."""
-    r = client.post("/api/jobs/train", json=FE)
+    r = client.post("/api/jobs/train", json={**FE, "bn_policy": "freeze",
+                                             "class_weighting": "balanced"})
     assert r.status_code == 202
     job = r.json()
     assert job["state"] in ("queued", "running") and job["kind"] == "train"
@@ -113,6 +114,8 @@ def test_runs_are_registered_with_results(client, finished):
     for err in ev["worst_errors"]:
         assert err["image"].startswith("food/val/")
     assert len(doc["metrics"]) == 3 and doc["config"]["epochs"] == 3
+    assert (doc["config"]["bn_policy"], doc["config"]["class_weighting"]) == ("freeze",
+                                                                             "balanced")
     assert doc["data"]["root"] == "food" and doc["predictable"]
     assert {"best.safetensors", "best.json", "curves.png", "confusion.png"} <= set(doc["files"])
 

@@ -50,6 +50,8 @@ class TrainOptions(_Strict):
     per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     augment: Literal["auto", "none", "standard", "strong"] = "auto"
+    bn_policy: Literal["eval", "freeze", "train"] = "eval"
+    class_weighting: Literal["none", "balanced"] = "none"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     hidden: int | None = Field(None, ge=1, le=65_536)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)

@@ -425,6 +425,7 @@
       model: state.model, strategy: state.strategy, epochs: num("#epochs"),
       patience: num("#patience") ?? 5, batch_size: num("#batch-size") ?? 32,
       per_class: num("#per-class"), augment: $("#augment").value,
+      bn_policy: $("#bn-policy").value, class_weighting: $("#class-weighting").value,
     };
     if (USES_SELECTION.includes(state.strategy)) {
       if (state.sel.groups) opts.train_groups = state.sel.groups;
