@@ -390,8 +390,10 @@ def cached_activations(
     n_body = num_boundaries(model)
     boundary = n_body if boundary is None else boundary
     device = torch.device(device)
-    if batch_size is None:  # on a CPU the activations of 64 images at 224 px cost ~1 GB
-        batch_size = 128 if device.type == "cuda" else 32
+    if batch_size is None:
+        # On a CPU the activations of 64 images at 224 px cost ~1 GB; Lite0 extracts as fast
+        # at 16 as at 32 on 2 cores (11.7-12.1 vs 11.3-11.5 img/s), so 16 keeps memory low.
+        batch_size = 128 if device.type == "cuda" else 16
     if views < 0:
         raise ValueError(f"views must be >= 0, got {views}")
     lower = _lower_part(model, boundary)
