@@ -226,6 +226,24 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     return trainer
 
 
+def _resolve_auto(cfg: TrainConfig, splits, device: torch.device) -> TrainConfig:
+    """The rule's settings, then (unless you set ``image_size``) the resolution measured on
+    held-out training images (:mod:`transferlab.finetune.resolution`)."""
+    from .finetune.auto import dataset_stats, resolve_auto
+    from .finetune.resolution import pick_resolution
+
+    yours = cfg.image_size
+    cfg = resolve_auto(cfg, dataset_stats(splits))
+    if yours is not None or distributed.world_size() > 1:
+        return cfg
+    choice = pick_resolution(cfg, splits, device=device)
+    if choice is None:
+        return cfg
+    cfg.image_size = choice.image_size
+    cfg.notes.append(f"auto: {choice.note()}")
+    return cfg
+
+
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
               on_start: Callable[[Path], None] | None = None, **overrides) -> RunResult:
@@ -257,9 +275,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          per_class=cfg.per_class)
     if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
-        from .finetune.auto import dataset_stats, resolve_auto
-
-        cfg = resolve_auto(cfg, dataset_stats(splits))
+        cfg = _resolve_auto(cfg, splits, device)
     seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
     model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
                          hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)

@@ -130,7 +130,7 @@ def choose(stats: DatasetStats) -> AutoChoice:
                        "(BiT-HyperRule)")
     else:
         image_size = None
-        reasons.append("images large enough: the backbone's own resolution")
+        reasons.append("images large enough for the backbone's own resolution")
     weighting = "none"
     if stats.imbalance >= IMBALANCE:
         weighting = "balanced"
