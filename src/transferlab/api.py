@@ -226,7 +226,8 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     return trainer
 
 
-def _resolve_auto(cfg: TrainConfig, splits, device: torch.device) -> TrainConfig:
+def _resolve_auto(cfg: TrainConfig, splits, device: torch.device,
+                  log: Callable[[str], None] | None = None) -> TrainConfig:
     """The rule's settings, then (unless you set ``image_size``) the resolution measured on
     held-out training images (:mod:`transferlab.finetune.resolution`)."""
     from .finetune.auto import dataset_stats, resolve_auto
@@ -236,7 +237,7 @@ def _resolve_auto(cfg: TrainConfig, splits, device: torch.device) -> TrainConfig
     cfg = resolve_auto(cfg, dataset_stats(splits))
     if yours is not None or distributed.world_size() > 1:
         return cfg
-    choice = pick_resolution(cfg, splits, device=device)
+    choice = pick_resolution(cfg, splits, device=device, log=log)
     if choice is None:
         return cfg
     cfg.image_size = choice.image_size
@@ -246,12 +247,14 @@ def _resolve_auto(cfg: TrainConfig, splits, device: torch.device) -> TrainConfig
 
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
-              on_start: Callable[[Path], None] | None = None, **overrides) -> RunResult:
+              on_start: Callable[[Path], None] | None = None,
+              log: Callable[[str], None] | None = None, **overrides) -> RunResult:
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
 
     ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
     ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
-    ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is).
+    ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is);
+    ``log(message)`` hears about work done before it (auto's resolution search).
     """
     start = time.perf_counter()
     state = None
@@ -275,7 +278,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          per_class=cfg.per_class)
     if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
-        cfg = _resolve_auto(cfg, splits, device)
+        cfg = _resolve_auto(cfg, splits, device, log)
     seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
     model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
                          hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)

@@ -150,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"run folder: {run_dir}", file=sys.stderr)
 
     try:
-        result = fine_tune(**kwargs, on_start=announce)
+        result = fine_tune(**kwargs, on_start=announce,
+                           log=lambda message: print(message, file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         if not started:
             raise

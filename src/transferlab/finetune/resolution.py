@@ -95,7 +95,7 @@ def _probe_score(x: torch.Tensor, y: torch.Tensor, train: list[int], val: list[i
 
 
 def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
-                    candidates=None) -> ResolutionChoice | None:
+                    candidates=None, log=None) -> ResolutionChoice | None:
     """The candidate resolution whose probe has the lowest loss on held-out training images.
 
     None when the training set is too small to hold images out (the rule's choice stands).
@@ -113,7 +113,12 @@ def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
                          hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
     native = int(model.data_config["input_size"][-1])
     choice = ResolutionChoice(native, native)
-    for size in candidate_sizes(native, candidates):
+    sizes = candidate_sizes(native, candidates)
+    if log is not None:
+        log(f"auto: choosing the resolution among {', '.join(map(str, sizes))} px with a "
+            f"linear probe on held-out training images ({len(inner[1])} of "
+            f"{len(splits.train)})")
+    for size in sizes:
         model.data_config["input_size"] = (3, size, size)
         source = _source(model, cfg, splits, "train", "none", device, {})
         acts = cached_activations(model, source, cache_dir=cfg.cache_dir or None,
@@ -122,6 +127,9 @@ def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
         with cpu_threads(1 if device.type == "cpu" else None):
             loss, acc = _probe_score(x.float(), y, *inner, cfg, len(splits.classes))
         choice.scores.append({"size": size, "inner_val_loss": loss, "inner_val_acc": acc})
+        if log is not None:
+            log(f"auto: {size} px: held-out loss {loss:.3f}, accuracy {acc:.3f}"
+                f"{' (features from the cache)' if acts.hit else ''}")
     finite = [s for s in choice.scores if math.isfinite(s["inner_val_loss"])]
     if finite:
         best = min(s["inner_val_loss"] for s in finite)
