@@ -280,3 +280,27 @@ def test_export_job_and_download(client, finished):
     r = client.get(f"/api/runs/{run}/exported/preprocessing.json")
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     assert client.get(f"/api/runs/{run}/exported/..%2Fconfig.json").status_code == 404
+
+
+def test_a_train_job_reports_autos_resolution_search(tiny_data, tmp_path, monkeypatch):
+    """The worker's status line follows the search that runs before the run folder exists."""
+    import threading
+
+    from transferlab.config import TrainConfig
+    from transferlab.finetune import resolution
+    from transferlab.web import jobs
+
+    monkeypatch.setattr(resolution, "CANDIDATES", (96,))
+    cfg = TrainConfig(data=str(tiny_data), strategy="auto", out=str(tmp_path), name="job",
+                      epochs=1, batch_size=8, cache_dir=str(tmp_path / "c"))
+    sent = []
+    result = jobs._train({"config": cfg.to_dict()}, threading.Event(),
+                         lambda state, **info: sent.append((state, info.get("detail"))))
+    details = [d for _, d in sent if d]
+    assert any(d.startswith("auto: choosing the resolution among 224, 96 px") for d in details)
+    assert any(d.startswith("auto: 96 px: held-out loss") for d in details)
+    # the search comes before training, and the result names what was chosen
+    assert details.index("training") > max(i for i, d in enumerate(details) if "px" in d)
+    saved = json.loads((tmp_path / "job" / "config.json").read_text())
+    assert result["run_dir"] == str(tmp_path / "job")
+    assert any("chosen by a linear probe" in n for n in saved["notes"])

@@ -132,9 +132,12 @@ def _train(spec: dict, stop, send) -> dict:
     run_dir = Path(cfg.out) / str(cfg.name)  # job ids are unique: fine_tune uses this folder
     send("running", detail="loading data and model", run_dir=str(run_dir))
     extra = {}
-    if "on_start" in inspect.signature(fine_tune).parameters:
+    params = inspect.signature(fine_tune).parameters
+    if "on_start" in params:
         extra["on_start"] = lambda folder: send("running", detail="training",
                                                 run_dir=str(folder))
+    if "log" in params:  # auto's resolution search, before the run folder exists
+        extra["log"] = lambda message: send("running", detail=message)
     result = fine_tune(cfg, progress=False, callbacks=[
         StopFlag(stop.is_set),
         GradNormLog(run_dir / "events.jsonl", every_batches=spec.get("grad_every", 5)),
