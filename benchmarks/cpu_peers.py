@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive loop")
     p.add_argument("--epochs", type=int, help="this project's main-phase epochs (default: "
                    "the strategy's)")
-    p.add_argument("--probe-epochs", type=int, help="two-phase probe epochs (default: 30)")
+    p.add_argument("--probe-epochs", type=int,
+                   help="two-phase probe epochs (default: the strategy's, 50)")
     p.add_argument("--target", type=float, default=0.90, help="accuracy for time-to-accuracy")
     p.add_argument("--record", help="append the result table to this markdown file")
     p.add_argument("--json", type=Path, help="write the rows as JSON here")
