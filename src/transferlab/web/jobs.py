@@ -15,7 +15,6 @@ folder, and the web layer streams that file.
 
 from __future__ import annotations
 
-import inspect
 import multiprocessing as mp
 import queue
 import secrets
@@ -131,17 +130,14 @@ def _train(spec: dict, stop, send) -> dict:
     cfg = TrainConfig.from_dict(spec["config"])
     run_dir = Path(cfg.out) / str(cfg.name)  # job ids are unique: fine_tune uses this folder
     send("running", detail="loading data and model", run_dir=str(run_dir))
-    extra = {}
-    params = inspect.signature(fine_tune).parameters
-    if "on_start" in params:
-        extra["on_start"] = lambda folder: send("running", detail="training",
-                                                run_dir=str(folder))
-    if "log" in params:  # auto's resolution search, before the run folder exists
-        extra["log"] = lambda message: send("running", detail=message)
-    result = fine_tune(cfg, progress=False, callbacks=[
-        StopFlag(stop.is_set),
-        GradNormLog(run_dir / "events.jsonl", every_batches=spec.get("grad_every", 5)),
-    ], **extra)
+    result = fine_tune(
+        cfg, progress=False, callbacks=[
+            StopFlag(stop.is_set),
+            GradNormLog(run_dir / "events.jsonl", every_batches=spec.get("grad_every", 5)),
+        ],
+        on_start=lambda folder: send("running", detail="training", run_dir=str(folder)),
+        # auto's resolution search runs before the run folder exists
+        log=lambda message: send("running", detail=message))
     return {"run_dir": str(result.run_dir), "wall_seconds": result.seconds,
             "accuracy": result.accuracy, "notes": result.notes}
 
