@@ -102,7 +102,7 @@ def _disc_lrs(ns: dict) -> dict:
     groups = opt.param_groups
     lrs = sorted(float(g["lr"]) for g in groups)
     want = [1e-6, 1e-5, 1e-4]
-    if len(groups) != 3 or not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(lrs, want)):
+    if len(groups) != 3 or not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(lrs, want, strict=True)):
         return result(False, "check.lrs", got=[float(g["lr"]) for g in groups], expected=want)
     order = {id(p): i for i, p in enumerate(model.parameters())}
     seen: dict[int, int] = {}

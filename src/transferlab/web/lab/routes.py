@@ -63,7 +63,7 @@ def mount_lab(app: FastAPI, *, enabled: bool, reason: str, runs_dir=None,
         app.include_router(router)
         return None
 
-    pool = KernelPool(limits)
+    pool = app.state.lab_pool = KernelPool(limits)
     attempts = ch.Attempts()
     app.state.lab["limits"] = asdict(pool.limits)
 
@@ -106,11 +106,14 @@ def mount_lab(app: FastAPI, *, enabled: bool, reason: str, runs_dir=None,
         return {"restarted": True, "restarts": k.restarts}
 
     @router.get("/events")
-    async def events(request: Request, after: int = 0):
+    async def events(request: Request, after: int = 0, follow: bool = True):
+        """The session's events as server-sent events; ``follow=false`` ends the stream once
+        the events so far are sent and no run is going."""
         k = kernel(request)
         last = request.headers.get("last-event-id", "")
         start = int(last) if last.isdigit() else after
-        return StreamingResponse(_stream(k, request, start), media_type="text/event-stream",
+        return StreamingResponse(_stream(k, request, start, follow),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -195,7 +198,7 @@ def lab_error_response(_request, exc: LabError) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
 
-async def _stream(k: LabKernel, request: Request, after: int):
+async def _stream(k: LabKernel, request: Request, after: int, follow: bool = True):
     """Server-sent events of the session's log from ``after`` on (``id:`` is the sequence)."""
     sent = after
     yield ": lab\n\n"
@@ -204,6 +207,8 @@ async def _stream(k: LabKernel, request: Request, after: int):
         for event in k.events_after(sent):
             sent = event["seq"]
             yield f"id: {sent}\ndata: {json.dumps(event)}\n\n"
+        if not follow and not k.running:
+            return
         if await request.is_disconnected():
             return
         try:
