@@ -37,6 +37,8 @@ from .training.loop import Callback, Trainer, seed_everything
 
 LAST = Path("checkpoints") / "last.safetensors"
 FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
+# Settings a resumed run may change: where and how fast it runs, never what it computes.
+RESUME_OVERRIDES = frozenset({"device", "num_workers", "cache_dir"})
 
 
 @dataclass
@@ -261,7 +263,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
 
     ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
-    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
+    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch; with it,
+    only the settings in ``RESUME_OVERRIDES`` may be overridden (others raise ``ValueError``).
+    A run that already completed is returned as it is, with a note saying so.
     ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is);
     ``log(message)`` hears about work done before it (auto's resolution search).
     """
@@ -269,7 +273,18 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     state = None
     if resume is not None:
         run_dir = Path(resume)
+        if cfg is not None:
+            raise ValueError(f"resume={run_dir} takes its settings from {run_dir / 'config.json'};"
+                             " pass no cfg with it")
+        refused = sorted(set(overrides) - RESUME_OVERRIDES)
+        if refused:
+            raise ValueError(
+                f"cannot change {', '.join(refused)} when resuming {run_dir}: the epochs already "
+                f"trained used the values in its config.json (a resumed run may change only "
+                f"{', '.join(sorted(RESUME_OVERRIDES))}); start a new run to train differently")
         cfg = TrainConfig.load(run_dir / "config.json")
+        if overrides:
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
         if (run_dir / LAST).is_file():
             state = load_run_state(run_dir)
     else:
@@ -300,19 +315,25 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     if on_start is not None and distributed.is_main():
         on_start(run_dir)
+    phases = plan_phases(cfg, model.group_names)
+    # A finished run (its last phase checkpointed complete and its report written) is
+    # evaluated again in memory and returned as it is: nothing in its folder is rewritten.
+    completed = (state is not None and state["run"]["phase_complete"]
+                 and state["run"]["phase_index"] == len(phases) - 1
+                 and (run_dir / "report.md").is_file())
+    writes = distributed.is_main() and not completed
     data_info = {
         "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
         "train": len(splits.train), "val": len(splits.val),
         "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
-    if distributed.is_main():
+    if writes:
         atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
-    if splits.bad_files and distributed.is_main():
+    if splits.bad_files and writes:
         atomic_write_text(run_dir / "bad_files.txt",
                           "".join(f"{b.path}\t{b.reason}\n" for b in splits.bad_files))
 
-    phases = plan_phases(cfg, model.group_names)
     first, rows, phase_state = 0, [], None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -326,7 +347,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     cache: dict = {}
     from .training.tracking import trackers_from_config
 
-    trackers = trackers_from_config(cfg, run_dir, len(rows)) if distributed.is_main() else []
+    trackers = trackers_from_config(cfg, run_dir, len(rows)) if writes else []
     try:
         for index in range(first, len(phases)):
             trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
@@ -344,7 +365,11 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     summary = evaluation_document(evaluation, test_evaluation, calibration)
     model.cpu()
     seconds = time.perf_counter() - start
-    if distributed.is_main():
+    notes = list(splits.notes)
+    if completed:
+        notes.append(f"{run_dir} had already completed: nothing was trained and no file in it "
+                     "changed (the accuracy above is its best model evaluated again)")
+    if writes:
         atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
         atomic_write_text(run_dir / "predictions.json", json.dumps(
             {"val": evaluation.predictions(),
@@ -368,7 +393,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         for tracker in trackers:
             tracker.finish(summary, run_dir)
     distributed.barrier()
-    return RunResult(run_dir, model, evaluation, rows, seconds, notes=splits.notes,
+    return RunResult(run_dir, model, evaluation, rows, seconds, notes=notes,
                      test_evaluation=test_evaluation, calibration=calibration)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
+from ._signals import interruptible
 from .train import add_train_arguments, config_from_args
 
 
@@ -73,7 +73,7 @@ def _log(message: str) -> None:
 
 def _run(args: argparse.Namespace, start) -> int:
     """Run ``start(backend)``; print the table, the files and how to resume if cut short."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interruptible()
     backend = _backend(args)
     try:
         result = start(backend)

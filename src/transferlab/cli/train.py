@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
 from ..config import STRATEGIES, TrainConfig
 from ..models.batchnorm import BN_POLICIES, DEFAULT_BN_POLICY
 from ..models.factory import DEFAULT_MODEL
+from ._signals import interruptible
 
 
 def _floats(text: str) -> list[float]:
@@ -146,8 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.name:
             cfg.name = args.name
         kwargs = {"cfg": cfg}
-    # SIGTERM behaves like Ctrl-C: the last completed epoch is already checkpointed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT and SIGTERM stop at the last completed epoch, even when SIGINT came in ignored.
+    interruptible()
     started: list[Path] = []
 
     def announce(run_dir: Path) -> None:
@@ -160,8 +160,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not started:
             raise
-        print(f"interrupted: the last completed epoch is saved in {started[0]}; continue with "
-              f"`transferlab train --resume {started[0]}`", file=sys.stderr)
+        saved = (started[0] / "checkpoints" / "last.safetensors").is_file()
+        print(f"interrupted: {'the last completed epoch is saved in' if saved else 'no epoch had ended yet in'}"
+              f" {started[0]}; continue with `transferlab train --resume {started[0]}`",
+              file=sys.stderr)
         return 130
     from ..training.distributed import is_main
 
