@@ -64,6 +64,9 @@ class TrainConfig:
     feature_views: int = 0
     compile: bool = False
     out: str = "runs"
+    # lean: the run folder and its checkpoints keep what training changed and refer to the
+    # pretrained weights by name and digest (found again offline); full: self-contained
+    save_mode: str = "lean"
     name: str | None = None
     # optional experiment tracking (see transferlab.training.tracking); off unless asked
     tensorboard: bool = False
@@ -95,6 +98,8 @@ class TrainConfig:
         if self.class_weighting not in {"none", "balanced"}:
             raise ValueError(f"class_weighting must be none or balanced, got {self.class_weighting!r}")
         check_bn_policy(self.bn_policy)
+        if self.save_mode not in {"lean", "full"}:
+            raise ValueError(f"save_mode (--save) must be lean or full, got {self.save_mode!r}")
         if self.schedule not in {"cosine", "constant", "plateau"}:
             raise ValueError(f"schedule must be cosine, constant or plateau, got {self.schedule!r}")
 

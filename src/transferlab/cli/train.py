@@ -86,6 +86,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "train from cached activations even with augmentation (default 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trained module")
     p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
+    p.add_argument("--save", dest="save_mode", default="lean", choices=["lean", "full"],
+                   help="lean (default): the run folder keeps what training changed and "
+                   "refers to the pretrained weights by name and SHA-256 (found again "
+                   "offline: packaged weights, a local file, the hub cache); full: a "
+                   "self-contained folder with every weight")
     p.add_argument("--tensorboard", action="store_true",
                    help="log to TensorBoard (RUN/tensorboard; needs the tensorboard package)")
     p.add_argument("--mlflow", action="store_true",

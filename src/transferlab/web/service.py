@@ -46,7 +46,8 @@ RUN_FILES = {  # downloadable/viewable files of a run folder
     "config.json": "application/json", "data.json": "application/json",
     "metrics.json": "application/json", "metrics.csv": "text/csv",
     "evaluation.json": "application/json", "report.md": "text/markdown",
-    "curves.png": "image/png", "confusion.png": "image/png",
+    "curves.png": "image/png", "confusion.png": "image/png", "reliability.png": "image/png",
+    "predictions.json": "application/json",
     "best.safetensors": "application/octet-stream", "best.json": "application/json",
     "events.jsonl": "application/x-ndjson", "bad_files.txt": "text/plain",
 }

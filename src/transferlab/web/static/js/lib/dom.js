@@ -27,6 +27,8 @@ export function svg(tag, attrs = {}, text) {
 }
 export const fmtInt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
 export const fmtPct = (x) => (x === null || x === undefined || Number.isNaN(x) ? "–" : (100 * x).toFixed(1) + "%");
+// an accuracy with its 95 % interval: "90.1% [86.8, 92.7]" (the interval only when known)
+export const fmtCI = (x, ci) => fmtPct(x) + (Array.isArray(ci) && ci.length === 2 && x !== null && x !== undefined ? ` [${(100 * ci[0]).toFixed(1)}, ${(100 * ci[1]).toFixed(1)}]` : "");
 export const fmtNum = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
 export const fmtLr = (x) => (x === null || x === undefined ? "–" : Number(x).toExponential(1));
 export const fmtShape = (s) => (s ? s.join(" × ") : "–");
