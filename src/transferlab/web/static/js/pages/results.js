@@ -2,6 +2,7 @@
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { fillRunSelect, loadRuns } from "../lib/runs.js";
 import { TERMINAL, state } from "../lib/state.js";
@@ -41,6 +42,10 @@ async function showRun(id) {
     "report.md": "report", "metrics.csv": "metrics per epoch (CSV)", "evaluation.json": "evaluation (JSON)", "config.json": "resolved config" };
   for (const [name, label] of Object.entries(files)) {
     if (doc.files.includes(name)) dl.append(el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/files/${name}?download=true`, download: `${id}-${name}`, text: `${label} — ${name}` })));
+  }
+  const settings = await api("/api/settings");
+  if (settings.lab.enabled) {
+    dl.append(el("li", {}, el("a", { href: `#lab/run:${encodeURIComponent(id)}`, id: "open-in-lab", text: t("lab.open_in_lab") })));
   }
   const box = $("#export-box");
   box.replaceChildren();
