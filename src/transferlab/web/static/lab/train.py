@@ -1,6 +1,12 @@
+import os
+from pathlib import Path
+
 import torch
+
 from transferlab.data import build_transforms, load_rgb
 from transferlab.models import create_model
+
+SAMPLE_DATA = Path(os.environ["TRANSFERLAB_SAMPLE_DATA"])  # {{starter.data}}
 
 # {{starter.load}}
 model = create_model("tf_efficientnet_lite0")
