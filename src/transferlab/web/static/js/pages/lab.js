@@ -110,7 +110,10 @@ function handle(ev) {
   switch (ev.type) {
     case "kernel":
       setStatus(t(`lab.kernel.${ev.state}`));
-      if (ev.state === "restarting") term.writeln(`${YELLOW}${t("lab.kernel.restarting_note", { reason: t(`lab.reason.${ev.reason}`) })}${RESET}`);
+      if (ev.state === "restarting") {
+        const reason = t(`lab.reason.${ev.reason}`);
+        term.writeln(YELLOW + t("lab.kernel.restarting_note", { reason }) + RESET);
+      }
       break;
     case "run":
       setRunning(true);

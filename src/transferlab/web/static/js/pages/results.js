@@ -43,12 +43,12 @@ async function showRun(id) {
   for (const [name, label] of Object.entries(files)) {
     if (doc.files.includes(name)) dl.append(el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/files/${name}?download=true`, download: `${id}-${name}`, text: `${label} — ${name}` })));
   }
-  const settings = await api("/api/settings");
-  if (settings.lab.enabled) {
-    dl.append(el("li", {}, el("a", { href: `#lab/run:${encodeURIComponent(id)}`, id: "open-in-lab", text: t("lab.open_in_lab") })));
-  }
   const box = $("#export-box");
   box.replaceChildren();
+  const settings = await api("/api/settings");
+  if (settings.lab.enabled) { // the run's settings as Python, in the Lab's editor
+    box.append(el("p", {}, el("a", { href: `#lab/run:${encodeURIComponent(id)}`, id: "open-in-lab", text: t("lab.open_in_lab") })));
+  }
   if (doc.exports.length) {
     box.append(el("h4", { text: "Export the model" }));
     for (const fmt of doc.exports) box.append(el("button", { type: "button", text: `Export ${fmt}`, onclick: () => startExport(id, fmt) }));
