@@ -169,7 +169,7 @@ def lr_find(cfg: TrainConfig, *, phase: int = -1, start_lr: float = 1e-7, end_lr
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class)
+                         per_class=cfg.per_class, test_fraction=cfg.test_fraction)
     if cfg.strategy == "auto":
         cfg = resolve_auto(cfg, dataset_stats(splits))
     model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,

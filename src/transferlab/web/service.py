@@ -391,7 +391,8 @@ class Service:
             if opts.dataset in ("", "."):
                 raise ValueError("strategy 'auto' decides from the dataset: choose one first")
             splits = load_splits(self.dataset_dir(opts.dataset), val_fraction=cfg.val_fraction,
-                                 seed=cfg.seed, per_class=cfg.per_class)
+                                 seed=cfg.seed, per_class=cfg.per_class,
+                                 test_fraction=cfg.test_fraction)
             cfg = resolve_auto(cfg, dataset_stats(splits), names)
             resolved = {"strategy": cfg.strategy, "train_top": cfg.train_top,
                         "epochs": cfg.epochs, "notes": [n for n in cfg.notes
