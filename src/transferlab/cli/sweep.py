@@ -35,9 +35,12 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="number of seeds (3 = seeds 0,1,2) or a list like 0,5,7")
     p.add_argument("--name", help="sweep folder name under --out (default: time-kind); "
                    "rerunning with the same name resumes")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy"],
+    p.add_argument("--metric", default="accuracy",
+                   choices=["accuracy", "balanced_accuracy", "test_accuracy",
+                            "test_balanced_accuracy"],
                    help="metric for the plot and the noise verdicts (balanced_accuracy for "
-                   "imbalanced data)")
+                   "imbalanced data; test_* needs a test split: a test folder or "
+                   "--holdout-test)")
     p.add_argument("--image-size", type=int, help="square input resolution (default: the "
                    "backbone's own); lower is faster on CPU")
     _add_ray_arguments(p)
