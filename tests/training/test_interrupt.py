@@ -21,7 +21,7 @@ def _cli(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def _wait_for(path: Path, predicate, proc, timeout=180.0):
+def _wait_for(path: Path, predicate, proc, timeout=600.0):  # generous: a loaded machine
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if path.is_file():
