@@ -38,8 +38,6 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy"],
                    help="metric for the plot and the noise verdicts (balanced_accuracy for "
                    "imbalanced data)")
-    p.add_argument("--image-size", type=int, help="square input resolution (default: the "
-                   "backbone's own); lower is faster on CPU")
     _add_ray_arguments(p)
 
 
@@ -89,10 +87,7 @@ def _run(args: argparse.Namespace, start) -> int:
 
 
 def _base(args: argparse.Namespace, data: str):
-    cfg = config_from_args(args, data)
-    if args.image_size:
-        cfg.image_size = args.image_size
-    return cfg
+    return config_from_args(args, data)
 
 
 def cmd_data_size(args: argparse.Namespace) -> int:
@@ -217,6 +212,5 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
     p.add_argument("--plot", default="lr_find.png", help="PNG to write (default lr_find.png)")
     p.add_argument("--json", help="also write the curve and suggestions as JSON")
-    p.add_argument("--image-size", type=int, help="square input resolution")
     add_train_arguments(p)
     p.set_defaults(func=cmd_lr_find)
