@@ -29,7 +29,7 @@ class _TrainConfigMethods:
         return cls(**{k: v for k, v in doc.items() if k in known})
 
     def save(self, path: str | Path) -> None:
-        from .training.checkpoint import atomic_write_text
+        from .utils import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 

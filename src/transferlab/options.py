@@ -279,3 +279,51 @@ def parse(o: Option, text: str) -> Any:
             return False
         raise ValueError(f"{o.name} must be true or false, got {text!r}")
     return text
+
+
+# -- sweep kinds: one spelling (the library's) on every face ------------------------------
+
+
+@dataclass(frozen=True)
+class SweepKind:
+    """One kind of sweep: its function in :mod:`transferlab.experiments`, what its values
+    mean, its default number of seeds and which training strategies it runs."""
+
+    kind: str
+    function: str
+    values_meaning: str
+    default_seeds: int
+    strategies: tuple[str, ...] | None = None  # None: any
+
+
+SWEEP_KINDS: dict[str, SweepKind] = {
+    "data-size": SweepKind("data-size", "data_size_sweep", "training images per class", 3),
+    "freeze-depth": SweepKind("freeze-depth", "freeze_depth_sweep", "trained top groups K", 1,
+                              strategies=("two-phase", "finetune")),
+    "compare": SweepKind("compare", "compare_strategies", "strategies", 3),
+}
+
+
+def check_sweep(kind: str, values: list | None = None, strategy: str | None = None) -> list | None:
+    """The values (None: the sweep's defaults) and training strategy of a sweep, checked with
+    one message for the CLI, the web and the library."""
+    if kind not in SWEEP_KINDS:
+        raise ValueError(f"unknown sweep kind {kind!r}; choose one of {', '.join(SWEEP_KINDS)}")
+    spec = SWEEP_KINDS[kind]
+    if strategy is not None and spec.strategies and strategy not in spec.strategies:
+        raise ValueError(f"{kind} sweeps use {' or '.join(spec.strategies)}, got {strategy!r}")
+    if values is None:
+        return None
+    values = list(values)
+    if not values:
+        raise ValueError("give at least one value, or none for the sweep's defaults")
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if kind == "data-size" and (not ints or any(v < 1 for v in values)):
+        raise ValueError(f"data-size values are images per class (integers >= 1), got {values}")
+    if kind == "freeze-depth" and (not ints or any(v < 0 for v in values)):
+        raise ValueError(f"freeze-depth values are numbers of top groups K >= 0, got {values}")
+    if kind == "compare":
+        bad = [v for v in values if v not in STRATEGIES]
+        if bad:
+            raise ValueError(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
+    return values

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..options import SWEEP_KINDS, check_sweep
 from .train import add_train_arguments, config_from_args
 
 
@@ -97,7 +98,7 @@ def cmd_data_size(args: argparse.Namespace) -> int:
                             image_size=args.scratch_image_size)
     base = _base(args, args.data)
     return _run(args, lambda backend: data_size_sweep(
-        args.data, args.sizes, compare=args.compare, seeds=args.seeds or 3,
+        args.data, args.sizes, compare=args.compare, seeds=args.seeds or SWEEP_KINDS["data-size"].default_seeds,
         strategy=args.strategy, scratch=scratch, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
@@ -105,13 +106,12 @@ def cmd_data_size(args: argparse.Namespace) -> int:
 def cmd_freeze_depth(args: argparse.Namespace) -> int:
     from ..experiments.sweeps import freeze_depth_sweep
 
-    if args.strategy not in ("two-phase", "finetune"):
-        raise ValueError(f"freeze-depth sweeps use --strategy two-phase or finetune, "
-                         f"got {args.strategy}")
+    check_sweep("freeze-depth", args.depths, args.strategy)
     base = _base(args, args.data)
     return _run(args, lambda backend: freeze_depth_sweep(
         args.data, mode=args.mode, depths=args.depths, groups=args.groups,
-        seeds=args.seeds or 1, strategy=args.strategy, base=base, metric=args.metric,
+        seeds=args.seeds or SWEEP_KINDS["freeze-depth"].default_seeds,
+        strategy=args.strategy, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 
@@ -120,7 +120,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _base(args, args.data)
     return _run(args, lambda backend: compare_strategies(
-        args.data, args.strategies, seeds=args.seeds or 3, base=base, metric=args.metric,
+        args.data, args.strategies,
+        seeds=args.seeds or SWEEP_KINDS["compare"].default_seeds, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 

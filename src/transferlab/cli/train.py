@@ -98,6 +98,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = config_from_args(args, args.data)
         if args.name:
             cfg.name = args.name
+        if args.dry_run:  # the plan POST /api/train/plan returns, as JSON; nothing trains
+            from ..session import dry_run
+
+            print(json.dumps(dry_run(cfg), indent=1))
+            return 0
         kwargs = {"cfg": cfg}
     # SIGTERM behaves like Ctrl-C: the last completed epoch is already checkpointed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -241,6 +246,9 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="settings from a YAML/JSON file (e.g. a run's config.json); flags win")
     p.add_argument("--name", help="run folder name (default: time-model-strategy)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (phases, groups, learning rates, epochs, "
+                   "auto's reasons) as JSON and stop; the web's plan is the same")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train, _defaults={a.dest: a.default for a in p._actions})
 
