@@ -47,13 +47,14 @@ class Option:
     lt: float | None = None
     faces: frozenset = ALL
     cli_aliases: tuple[str, ...] = ()  # older spellings the CLI still accepts
+    cli_flag: str | None = None  # the flag, where it is not --name-with-dashes
     metavar: str | None = None
     web_choices: tuple | None = None  # the web offers fewer (no file paths from a browser)
     web_max: float | None = None  # a tighter bound on what a browser may ask of the server
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.cli_flag or "--" + self.name.replace("_", "-")
 
     @property
     def type(self) -> type:
@@ -132,6 +133,10 @@ OPTIONS: tuple[Option, ...] = (
        nullable=True, min=1, metavar="N"),
     _o("val_fraction", "float", 0.2, "held-out fraction when the folder has no val split",
        "data", gt=0, lt=1),
+    _o("test_fraction", "float", 0.0, "hold out this fraction of the training images "
+       "(stratified, seeded) as a test split used for nothing but the final figure (datasets "
+       "without a test folder)", "data", min=0, lt=1, cli_flag="--holdout-test",
+       metavar="FRACTION"),
     _o("seed", "int", 0, "random seed (splits, initialisation, order)", "data", min=0,
        max=2**31 - 1),
     # -- speed
