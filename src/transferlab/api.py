@@ -17,23 +17,23 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import build_transforms, load_splits
+from .data import build_transforms
 from .finetune.freeze import count_parameters, freeze_all, set_group_trainable, train_top
 from .finetune.param_groups import build_param_groups
 from .finetune.regularizers import L2SP
 from .finetune.schedules import Scheduler
-from .finetune.strategies import Phase, plan_phases
+from .finetune.strategies import Phase
 from .inspect.calibration import BINNING, DEFAULT_BINS, fit_temperature, plot_reliability
 from .inspect.interpret import Evaluation, plot_confusion
-from .models.factory import TransferModel, create_model
+from .models.factory import TransferModel
 from .runs import new_run_dir, plot_curves, save_model, write_report
-from .session import resolve_strategy
+from .session import prepare, resolve_device  # noqa: F401 (resolve_device: re-export)
 from .training import distributed
 from .training.accel import configure_backend, cpu_threads, maybe_compile
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
 from .training.checkpoint import CheckpointError, atomic_write_text, load_state, save_state
 from .training.fastpath import phase_loaders
-from .training.loop import Callback, Trainer, seed_everything
+from .training.loop import Callback, Trainer
 
 LAST = Path("checkpoints") / "last.safetensors"
 FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
@@ -61,12 +61,6 @@ class RunResult:
     @property
     def test_accuracy(self) -> float | None:
         return None if self.test_evaluation is None else self.test_evaluation.accuracy
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class _PhaseCheckpoint(Callback):
@@ -253,15 +247,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     from .training.tracking import require_trackers
 
     require_trackers(cfg)  # fail before any work if a requested logger is not installed
-    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class, test_fraction=cfg.test_fraction)
-    if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
-        cfg = resolve_strategy(cfg, splits, device=device, log=log)
-    seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
-    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
-                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
-    if cfg.image_size:
-        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
+    # splits, auto resolved once (config.json records the chosen settings), seeded model, plan
+    session = prepare(cfg, device=device, log=log)
+    cfg, splits, model, phases = session.cfg, session.splits, session.model, session.phases
     if run_dir is None:
         if distributed.is_main():
             run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
@@ -269,7 +257,6 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     if on_start is not None and distributed.is_main():
         on_start(run_dir)
-    phases = plan_phases(cfg, model.group_names)
     # A finished run (its last phase checkpointed complete and its report written) is
     # evaluated again in memory and returned as it is: nothing in its folder is rewritten.
     completed = (state is not None and state["run"]["phase_complete"]

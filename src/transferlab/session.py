@@ -8,15 +8,28 @@
 * :func:`architecture_group_names` — a backbone's layer groups from its architecture alone
   (no weights are read), cached;
 * :func:`plan_document` — the resolved plan as plain data: phases, groups, learning rates,
-  epochs and auto's reasons (``POST /api/train/plan`` returns it, ``--dry-run`` prints it).
+  epochs and auto's reasons (``POST /api/train/plan`` returns it, ``--dry-run`` prints it);
+* :func:`prepare` — a :class:`Session`: splits, auto resolved once, the seeded model at its
+  image size, the phases and the device; ``fine_tune`` and ``lr-find`` start from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from .config import TrainConfig
+
+
+def resolve_device(device: str):
+    """``auto``: CUDA when there is one, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 @lru_cache(maxsize=32)
@@ -50,12 +63,10 @@ def resolve_strategy(cfg: TrainConfig, splits, *, device=None, measure: bool = T
     cfg = resolve_auto(cfg, dataset_stats(splits), architecture_group_names(cfg.model))
     if not measure or yours is not None or distributed.world_size() > 1:
         return cfg
-    import torch
-
     from .experiments.resolution import pick_resolution
 
     if device is None:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(cfg.device)
     choice = pick_resolution(cfg, splits, device=device, log=log)
     if choice is not None:
         cfg.image_size = choice.image_size
@@ -94,3 +105,36 @@ def dry_run(cfg: TrainConfig) -> dict:
                              per_class=cfg.per_class)
         cfg = resolve_strategy(cfg, splits, measure=False)
     return plan_document(cfg, architecture_group_names(cfg.model), resolved_from_auto=auto)
+
+
+@dataclass
+class Session:
+    """Everything a run needs before its first phase, decided once."""
+
+    cfg: TrainConfig  # resolved: strategy ``auto`` replaced by its choice
+    splits: Any  # transferlab.data.Splits
+    model: Any  # transferlab.models.TransferModel, seeded, at cfg.image_size
+    phases: list  # transferlab.finetune.strategies.Phase
+    device: Any  # torch.device
+
+
+def prepare(cfg: TrainConfig, *, device=None, log: Callable[[str], None] | None = None
+            ) -> Session:
+    """Splits, auto resolved (:func:`resolve_strategy`), the model created after seeding (its
+    new head depends on the seed only), its input size, and the strategy's phases."""
+    from .data import load_splits
+    from .finetune.strategies import plan_phases
+    from .models.factory import create_model
+    from .utils import seed_everything
+
+    if device is None:
+        device = resolve_device(cfg.device)
+    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                         per_class=cfg.per_class, test_fraction=cfg.test_fraction)
+    cfg = resolve_strategy(cfg, splits, device=device, log=log)
+    seed_everything(cfg.seed)
+    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
+                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
+    if cfg.image_size:
+        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
+    return Session(cfg, splits, model, plan_phases(cfg, model.group_names), device)

@@ -17,7 +17,7 @@ from transferlab.experiments.resolution import (
     candidate_sizes,
     pick_resolution,
 )
-from transferlab.finetune import resolution
+from transferlab.experiments import resolution
 
 
 def test_candidates_are_the_native_size_then_smaller_ones():

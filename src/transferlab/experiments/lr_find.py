@@ -157,27 +157,15 @@ def lr_find(cfg: TrainConfig, *, phase: int = -1, start_lr: float = 1e-7, end_lr
     The model, data and frozen groups are those :func:`transferlab.api.fine_tune` would use;
     a head-only phase without augmentation runs on cached features (seconds).
     """
-    from ..api import resolve_device
-    from ..data import load_splits
     from ..finetune.freeze import freeze_all, set_group_trainable, train_top, trainable_groups
     from ..finetune.param_groups import build_param_groups
-    from ..finetune.strategies import plan_phases
-    from ..models.factory import create_model
-    from ..session import resolve_strategy
+    from ..session import prepare
     from ..training.fastpath import phase_loaders
-    from ..training.loop import seed_everything
 
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class)
-    # auto as train resolves it (rule, then the measured resolution): same image size
-    cfg = resolve_strategy(cfg, splits, device=device)
-    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
-                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
-    if cfg.image_size:
-        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
-    phases = plan_phases(cfg, model.group_names)
+    # the splits, auto's resolution (same image size as train), model and phases of fine_tune
+    session = prepare(cfg)
+    cfg, splits, model, phases, device = (session.cfg, session.splits, session.model,
+                                          session.phases, session.device)
     try:
         ph = phases[phase]
     except IndexError:
