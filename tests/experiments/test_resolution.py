@@ -11,13 +11,13 @@ import torch
 from transferlab.api import fine_tune
 from transferlab.config import TrainConfig
 from transferlab.data import load_splits
+from transferlab.experiments import resolution
 from transferlab.experiments.resolution import (
     ResolutionChoice,
     _inner_split,
     candidate_sizes,
     pick_resolution,
 )
-from transferlab.experiments import resolution
 
 
 def test_candidates_are_the_native_size_then_smaller_ones():
