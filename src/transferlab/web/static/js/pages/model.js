@@ -103,8 +103,10 @@ function toggleGroup(index) {
   const contiguous = names.slice(n - k).every((x) => trainable.has(x));
   state.sel = contiguous ? { top: k, groups: null } : { top: k, groups: names.filter((x) => trainable.has(x)) };
   // The diagram decides what trains: switch to the preset that honours it.
-  if (!usesSelection(state.strategy)) state.strategy = k === 0 ? "feature-extraction" : "finetune";
-  else if (state.strategy === "finetune" && k === 0) state.strategy = "feature-extraction";
+  // Head only is feature extraction; a trained body needs a strategy that trains the chosen
+  // groups (finetune, two-phase: the registry's `uses`), else finetune.
+  if (k === 0 && !state.sel.groups) state.strategy = "feature-extraction";
+  else if (!usesSelection(state.strategy)) state.strategy = "finetune";
   state.lrEdited = false;
   state.plan = null; // the Train page asks the library for the new plan
   say("#model-msg", `${wasTrainable ? "Froze" : "Unfroze"} ${name}. Strategy: ${state.strategy}.`, "info");
