@@ -75,7 +75,7 @@ def server(folders):
         [sys.executable, "-m", "transferlab.cli.main", "serve", "--port", "0",
          "--data-root", str(data), "--runs-root", str(runs)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180  # a loaded 2-core machine imports torch slowly
     base = _printed_url(runs / "server.log", proc, deadline)
     while True:
         try:
