@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from .models.factory import TransferModel, model_from_description
 from .models.reference import FrozenReference, resolve_reference
 from .models.weights import WeightsUnavailableError
-from .training.checkpoint import _atomic_write, atomic_write_text
+from .utils import atomic_write, atomic_write_text
 
 BEST = "best.safetensors"
 
@@ -59,7 +59,7 @@ def save_model(model: TransferModel, path: str | Path, extra: dict | None = None
     frozen = None
     if reference is not None:
         state, frozen = reference.split(state)
-    _atomic_write(path, lambda tmp: save_file(state, tmp))
+    atomic_write(path, lambda tmp: save_file(state, tmp))
     sidecar = {"format": "transferlab-model/1", **model.describe(), **(extra or {})}
     if frozen is not None:
         sidecar["frozen"] = frozen
