@@ -245,6 +245,28 @@ def _resolve_auto(cfg: TrainConfig, splits, device: torch.device,
     return cfg
 
 
+def _check_data(cfg: TrainConfig, splits, log: Callable[[str], None] | None
+                ) -> tuple[object, list[dict]]:
+    """Apply a reviewed action list (in memory), then warn about identical files and leaks;
+    the data itself is never changed here (``transferlab doctor`` shows and fixes).
+    Returns the splits and the changes the action list made."""
+    changes: list[dict] = []
+    if cfg.apply_fixes:
+        from .doctor.fixes import apply_fixes, load_fixes
+
+        splits, changes = apply_fixes(splits, load_fixes(cfg.apply_fixes),
+                                      source=str(cfg.apply_fixes))
+    if cfg.check_data and distributed.is_main():
+        from .doctor import fast_checks
+
+        message = fast_checks(splits).message(cfg.data)
+        if message:
+            splits.notes.append(message)
+            if log is not None:
+                log(message)
+    return splits, changes
+
+
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
               on_start: Callable[[Path], None] | None = None,
@@ -277,6 +299,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     require_trackers(cfg)  # fail before any work if a requested logger is not installed
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          per_class=cfg.per_class)
+    splits, fixes_applied = _check_data(cfg, splits, log)
     if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
         cfg = _resolve_auto(cfg, splits, device, log)
     seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
@@ -297,6 +320,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
+    if cfg.apply_fixes:
+        data_info["fixes"] = {"file": str(cfg.apply_fixes),
+                              "applied": fixes_applied}
     if distributed.is_main():
         atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
     if splits.bad_files and distributed.is_main():

@@ -49,6 +49,10 @@ class TrainConfig:
     image_size: int | None = None  # square input resolution (None: the backbone's default)
     bn_policy: str = DEFAULT_BN_POLICY  # eval | freeze | train (transferlab.models.batchnorm)
     per_class: int | None = None
+    # data doctor (transferlab.doctor): a reviewed action list applied to the scanned samples
+    # in memory (relabel/remove; files untouched), and the fast checks run before training
+    apply_fixes: str | None = None
+    check_data: bool = True
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"

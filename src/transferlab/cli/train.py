@@ -64,6 +64,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "pretrained statistics (default; scale and shift still train), freeze = "
                    "only frozen groups' do, train = all use batch statistics")
     p.add_argument("--per-class", type=int, help="use at most N training images per class")
+    p.add_argument("--apply-fixes", metavar="FILE",
+                   help="apply a reviewed action list (transferlab doctor --fix FILE): "
+                   "relabel/remove images for this run only; the files are not touched")
+    p.add_argument("--no-check-data", dest="check_data", action="store_false",
+                   help="skip the fast data checks (identical files, train/val leaks)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="held-out fraction when the folder has no val split")
     p.add_argument("--seed", type=int, default=0)
