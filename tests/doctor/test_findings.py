@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from transferlab.doctor import diagnose, fast_checks
 from transferlab.data import load_splits
+from transferlab.doctor import diagnose, fast_checks
 
 from ..conftest import make_subset
 

@@ -23,6 +23,7 @@ from ..models.weights import WeightsUnavailableError
 from ..runs import RunError
 from ..store.registry import RegistryError
 from . import schemas
+from .doctor import mount_doctor
 from .jobs import TERMINAL, UnknownJob
 from .lab.kernels import LabError
 from .lab.routes import lab_error_response, lab_policy, mount_lab
@@ -90,6 +91,7 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     loopback_only = allowed_hosts is not None and all(is_loopback(h) for h in allowed_hosts)
     lab_on, lab_reason = lab_policy(loopback_only=loopback_only, token=settings.token,
                                     allow_code=allow_code)
+    mount_doctor(app, svc)
     lab_pool = mount_lab(app, enabled=lab_on, reason=lab_reason, runs_dir=svc.run_dir,
                          limits=lab_limits)
     tmp_root = settings.runs_root / ".uploads"

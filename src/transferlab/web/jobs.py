@@ -84,6 +84,10 @@ def _worker(job_id: str, kind: str, spec: dict, stop, messages) -> None:
             result = _sweep(spec, stop, send)
         elif kind == "export":
             result = _export(spec, send)
+        elif kind == "doctor":
+            from .doctor import run_doctor
+
+            result = run_doctor(spec, send)
         else:
             raise ValueError(f"unknown job kind {kind!r}")
         send("done", result=result)

@@ -416,9 +416,13 @@ class Service:
                 "to train the architecture from scratch")
         job_id = new_job_id(f"{opts.model}-{opts.strategy}")
         names = self.group_names(opts.model)
+        from .doctor import fixes_for
+
+        fixes = fixes_for(self, opts.dataset)  # the "Check data" panel's reviewed actions
         cfg = self._config(opts, str(data), group_names=names, out=str(self.runs_root),
                            name=job_id, cache_dir=self.settings.cache_dir,
-                           device=self.settings.device)
+                           device=self.settings.device,
+                           apply_fixes=str(fixes) if fixes else None)
         if cfg.strategy != "auto":  # checks group names and strategy options now, not later
             from ..finetune.strategies import plan_phases
 
