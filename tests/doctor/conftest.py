@@ -40,7 +40,7 @@ def folder_hash(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def faulty_data(tmp_path_factory) -> tuple[Path, dict]:
     """food4 subset (12 train + 5 val per class) with 3 label flips, 2 leaks (identical and
-    resized), 2 duplicates within train (identical and re-encoded) and 1 document scan."""
+    resized to 75 %), 2 duplicates within train (identical and re-encoded) and 1 document scan."""
     root = make_subset(tmp_path_factory.mktemp("faulty"), train=12, val=5)
     classes = sorted(p.name for p in (root / "train").iterdir())
     truth: dict[str, list] = {"flip": [], "leak": [], "duplicate": [], "outlier": []}
@@ -53,7 +53,7 @@ def faulty_data(tmp_path_factory) -> tuple[Path, dict]:
     shutil.copy(v0, root / "train" / classes[0] / "leak_exact.jpg")
     v1 = sorted((root / "val" / classes[1]).iterdir())[1]
     with Image.open(v1) as img:
-        img.convert("RGB").resize((img.width * 3 // 5, img.height * 3 // 5)).save(
+        img.convert("RGB").resize((img.width * 3 // 4, img.height * 3 // 4)).save(
             root / "train" / classes[1] / "leak_resized.jpg", quality=85)
     truth["leak"] = [f"train/{classes[0]}/leak_exact.jpg", f"train/{classes[1]}/leak_resized.jpg"]
     def original(cls: str, n: int) -> Path:  # an image that is not one of the flips

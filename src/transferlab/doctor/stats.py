@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..data.scan import Sample
 from ..finetune.auto import IMBALANCE
@@ -19,9 +19,10 @@ def image_stats(path: str) -> tuple[int, int, float, float, float, float]:
     absolute difference between channels (0 for a grey image).
     """
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
         width, height = img.size
-        img.draft("RGB", (64, 64))
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: turned 90 degrees
+            width, height = height, width
+        img.draft("RGB", (64, 64))  # JPEG: decode at 1/8 scale (colour means barely change)
         small = np.asarray(img.convert("RGB").resize((32, 32)), dtype=np.float32) / 255.0
     r, g, b = small[..., 0], small[..., 1], small[..., 2]
     colour = float((np.abs(r - g) + np.abs(g - b) + np.abs(r - b)).mean() / 3)
