@@ -49,6 +49,7 @@ def faulty_data(tmp_path_factory) -> tuple[Path, dict]:
         new = root / "train" / classes[dst] / f"flip_{p.name}"
         p.rename(new)
         truth["flip"].append(new.relative_to(root).as_posix())
+        truth.setdefault("origin", {})[truth["flip"][-1]] = classes[src]
     v0 = sorted((root / "val" / classes[0]).iterdir())[0]
     shutil.copy(v0, root / "train" / classes[0] / "leak_exact.jpg")
     v1 = sorted((root / "val" / classes[1]).iterdir())[1]
