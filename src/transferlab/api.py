@@ -17,25 +17,28 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import build_transforms, load_splits, make_loader
-from .data.features import feature_loader
+from .data import build_transforms
 from .finetune.freeze import count_parameters, freeze_all, set_group_trainable, train_top
 from .finetune.param_groups import build_param_groups
 from .finetune.regularizers import L2SP
 from .finetune.schedules import Scheduler
-from .finetune.strategies import Phase, plan_phases
+from .finetune.strategies import Phase
+from .inspect.calibration import BINNING, DEFAULT_BINS, fit_temperature, plot_reliability
 from .inspect.interpret import Evaluation, plot_confusion
-from .models.factory import TransferModel, create_model
+from .models.factory import TransferModel
 from .runs import new_run_dir, plot_curves, save_model, write_report
+from .session import prepare, resolve_device  # noqa: F401 (resolve_device: re-export)
 from .training import distributed
 from .training.accel import configure_backend, cpu_threads, maybe_compile
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
 from .training.checkpoint import CheckpointError, atomic_write_text, load_state, save_state
-from .training.fastpath import phase_inputs
-from .training.loop import Callback, Trainer, seed_everything
+from .training.fastpath import phase_loaders
+from .training.loop import Callback, Trainer
 
 LAST = Path("checkpoints") / "last.safetensors"
 FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
+# Settings a resumed run may change: where and how fast it runs, never what it computes.
+RESUME_OVERRIDES = frozenset({"device", "num_workers", "cache_dir"})
 
 
 @dataclass
@@ -46,16 +49,18 @@ class RunResult:
     history: list[dict]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # the untouched figure: the test split, used for nothing but this (None: no test split)
+    test_evaluation: Evaluation | None = None
+    calibration: dict = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
+        """Validation accuracy (it also chose the epoch; see ``test_evaluation``)."""
         return self.evaluation.accuracy
 
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    @property
+    def test_accuracy(self) -> float | None:
+        return None if self.test_evaluation is None else self.test_evaluation.accuracy
 
 
 class _PhaseCheckpoint(Callback):
@@ -126,33 +131,6 @@ def load_run_state(run_dir: str | Path) -> dict:
     return state
 
 
-def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits, device,
-                   cache: dict) -> tuple:
-    """(module to train, train loader, val loader, cached?) for a phase."""
-    # cached activations at the first trainable group, or decode-once + device augmentation
-    fast = phase_inputs(model, cfg, phase, splits, device, cache)
-    if fast is not None:
-        return fast.as_tuple()
-    if phase.head_only and phase.augment == "none" and cfg.cache_features:
-        if "train" not in cache:
-            tf = build_transforms(model.data_config, train=False)
-            for split in ("train", "val"):
-                x, y, _ = distributed.cached_features(model, getattr(splits, split), tf,
-                                                      cache_dir=cfg.cache_dir or None,
-                                                      device=device)
-                cache[split] = (x, y)
-        return (model.head,
-                feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
-                feature_loader(*cache["val"], batch_size=256, shuffle=False), True)
-    train_tf = build_transforms(model.data_config, train=True, augment=phase.augment)
-    eval_tf = build_transforms(model.data_config, train=False)
-    return (model,
-            make_loader(splits.train, train_tf, batch_size=cfg.batch_size, shuffle=True,
-                        seed=cfg.seed, num_workers=cfg.num_workers),
-            make_loader(splits.val, eval_tf, batch_size=cfg.batch_size * 2, shuffle=False,
-                        seed=cfg.seed, num_workers=cfg.num_workers), False)
-
-
 def class_weights(splits, mode: str) -> torch.Tensor | None:
     """``balanced``: weight each class by N / (C * count), so rare defects count as much."""
     if mode == "none":
@@ -173,7 +151,7 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     else:
         train_top(model, phase.train_top)
     configure_backend(device)
-    module, train_loader, val_loader, cached = _phase_loaders(model, cfg, phase, splits,
+    module, train_loader, val_loader, cached = phase_loaders(model, cfg, phase, splits,
                                                               device, cache)
     # torchrun: each rank loads its share; the global batch stays cfg.batch_size
     train_loader = distributed.shard_loader(train_loader, train=True)
@@ -226,47 +204,6 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     return trainer
 
 
-def _resolve_auto(cfg: TrainConfig, splits, device: torch.device,
-                  log: Callable[[str], None] | None = None) -> TrainConfig:
-    """The rule's settings, then (unless you set ``image_size``) the resolution measured on
-    held-out training images (:mod:`transferlab.finetune.resolution`)."""
-    from .finetune.auto import dataset_stats, resolve_auto
-    from .finetune.resolution import pick_resolution
-
-    yours = cfg.image_size
-    cfg = resolve_auto(cfg, dataset_stats(splits))
-    if yours is not None or distributed.world_size() > 1:
-        return cfg
-    choice = pick_resolution(cfg, splits, device=device, log=log)
-    if choice is None:
-        return cfg
-    cfg.image_size = choice.image_size
-    cfg.notes.append(f"auto: {choice.note()}")
-    return cfg
-
-
-def _check_data(cfg: TrainConfig, splits, log: Callable[[str], None] | None
-                ) -> tuple[object, list[dict]]:
-    """Apply a reviewed action list (in memory), then warn about identical files and leaks;
-    the data itself is never changed here (``transferlab doctor`` shows and fixes).
-    Returns the splits and the changes the action list made."""
-    changes: list[dict] = []
-    if cfg.apply_fixes:
-        from .doctor.fixes import apply_fixes, load_fixes
-
-        splits, changes = apply_fixes(splits, load_fixes(cfg.apply_fixes),
-                                      source=str(cfg.apply_fixes))
-    if cfg.check_data and distributed.is_main():
-        from .doctor import fast_checks
-
-        message = fast_checks(splits).message(cfg.data)
-        if message:
-            splits.notes.append(message)
-            if log is not None:
-                log(message)
-    return splits, changes
-
-
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
               on_start: Callable[[Path], None] | None = None,
@@ -274,7 +211,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
 
     ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
-    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
+    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch; with it,
+    only the settings in ``RESUME_OVERRIDES`` may be overridden (others raise ``ValueError``).
+    A run that already completed is returned as it is, with a note saying so.
     ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is);
     ``log(message)`` hears about work done before it (auto's resolution search).
     """
@@ -282,7 +221,18 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     state = None
     if resume is not None:
         run_dir = Path(resume)
+        if cfg is not None:
+            raise ValueError(f"resume={run_dir} takes its settings from {run_dir / 'config.json'};"
+                             " pass no cfg with it")
+        refused = sorted(set(overrides) - RESUME_OVERRIDES)
+        if refused:
+            raise ValueError(
+                f"cannot change {', '.join(refused)} when resuming {run_dir}: the epochs already "
+                f"trained used the values in its config.json (a resumed run may change only "
+                f"{', '.join(sorted(RESUME_OVERRIDES))}); start a new run to train differently")
         cfg = TrainConfig.load(run_dir / "config.json")
+        if overrides:
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
         if (run_dir / LAST).is_file():
             state = load_run_state(run_dir)
     else:
@@ -297,16 +247,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     from .training.tracking import require_trackers
 
     require_trackers(cfg)  # fail before any work if a requested logger is not installed
-    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class)
-    splits, fixes_applied = _check_data(cfg, splits, log)
-    if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
-        cfg = _resolve_auto(cfg, splits, device, log)
-    seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
-    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
-                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
-    if cfg.image_size:
-        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
+    # splits, auto resolved once (config.json records the chosen settings), seeded model, plan
+    session = prepare(cfg, device=device, log=log)
+    cfg, splits, model, phases = session.cfg, session.splits, session.model, session.phases
     if run_dir is None:
         if distributed.is_main():
             run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
@@ -314,6 +257,12 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     if on_start is not None and distributed.is_main():
         on_start(run_dir)
+    # A finished run (its last phase checkpointed complete and its report written) is
+    # evaluated again in memory and returned as it is: nothing in its folder is rewritten.
+    completed = (state is not None and state["run"]["phase_complete"]
+                 and state["run"]["phase_index"] == len(phases) - 1
+                 and (run_dir / "report.md").is_file())
+    writes = distributed.is_main() and not completed
     data_info = {
         "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
         "train": len(splits.train), "val": len(splits.val),
@@ -321,15 +270,13 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
     if cfg.apply_fixes:
-        data_info["fixes"] = {"file": str(cfg.apply_fixes),
-                              "applied": fixes_applied}
-    if distributed.is_main():
+        data_info["fixes"] = {"file": str(cfg.apply_fixes), "applied": session.fixes_applied}
+    if writes:
         atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
-    if splits.bad_files and distributed.is_main():
+    if splits.bad_files and writes:
         atomic_write_text(run_dir / "bad_files.txt",
                           "".join(f"{b.path}\t{b.reason}\n" for b in splits.bad_files))
 
-    phases = plan_phases(cfg, model.group_names)
     first, rows, phase_state = 0, [], None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -343,7 +290,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     cache: dict = {}
     from .training.tracking import trackers_from_config
 
-    trackers = trackers_from_config(cfg, run_dir, len(rows)) if distributed.is_main() else []
+    trackers = trackers_from_config(cfg, run_dir, len(rows)) if writes else []
     try:
         for index in range(first, len(phases)):
             trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
@@ -356,25 +303,107 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
             tracker.fail(exc)
         raise
 
-    model.eval()
-    eval_tf = build_transforms(model.data_config, train=False)
-    body_unchanged = all(p.head_only for p in phases) and "val" in cache
-    evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
-                                      features=cache["val"][0] if body_unchanged else None)
-    summary = evaluation.summary()
+    evaluation, test_evaluation, calibration = evaluate_run(model, splits, cfg, phases,
+                                                           cache, device)
+    summary = evaluation_document(evaluation, test_evaluation, calibration)
     model.cpu()
     seconds = time.perf_counter() - start
-    if distributed.is_main():
+    notes = list(splits.notes)
+    if completed:
+        notes.append(f"{run_dir} had already completed: nothing was trained and no file in it "
+                     "changed (the accuracy above is its best model evaluated again)")
+    if writes:
         atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
-        save_model(model, run_dir / "best.safetensors", extra={
-            "strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
-            "parameters": count_parameters(model), "run": run_dir.name})
+        atomic_write_text(run_dir / "predictions.json", json.dumps(
+            {"val": evaluation.predictions(),
+             "test": None if test_evaluation is None else test_evaluation.predictions()}))
+        extra = {"strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
+                 "parameters": count_parameters(model), "run": run_dir.name}
+        if test_evaluation is not None:
+            extra["test_accuracy"] = test_evaluation.accuracy
+        save_model(model, run_dir / "best.safetensors", extra=extra)
         plot_curves(rows, run_dir / "curves.png")
-        plot_confusion(evaluation, run_dir / "confusion.png")
+        plot_confusion(test_evaluation or evaluation, run_dir / "confusion.png",
+                       title=_confusion_title(test_evaluation or evaluation,
+                                              "test" if test_evaluation else "validation"))
+        judged = test_evaluation or evaluation
+        plot_reliability(judged.probs, judged.labels, run_dir / "reliability.png",
+                         before=judged.raw_logits.softmax(1),
+                         title=f"reliability on {calibration['measured_on']} "
+                         f"({len(judged.labels)} images, T={calibration['temperature']:.2f})")
         write_report(run_dir, config=cfg.to_dict(), data=data_info, rows=rows,
                      evaluation=summary, model_info=model.describe(), seconds=seconds)
         for tracker in trackers:
             tracker.finish(summary, run_dir)
     distributed.barrier()
-    return RunResult(run_dir, model, evaluation, rows, seconds, notes=splits.notes)
+    return RunResult(run_dir, model, evaluation, rows, seconds, notes=notes,
+                     test_evaluation=test_evaluation, calibration=calibration)
 
+
+def _confusion_title(ev: Evaluation, split: str) -> str:
+    lo, hi = ev.accuracy_interval()
+    return f"{split} accuracy {ev.accuracy:.3f} [{lo:.3f}, {hi:.3f}] on {len(ev.labels)} images"
+
+
+def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Phase],
+                 cache: dict, device: torch.device
+                 ) -> tuple[Evaluation, Evaluation | None, dict]:
+    """Validation and test evaluations of the trained model, and its temperature.
+
+    The validation split already chose the epoch; it also fits the temperature
+    (``model.temperature`` is set here). The test split is touched only now, once, for
+    figures: nothing is chosen on it. Calibration is judged on test (val when there is none,
+    which the returned dict says).
+    """
+    model.eval()
+    eval_tf = build_transforms(model.data_config, train=False)
+    body_unchanged = all(p.head_only for p in phases) and "val" in cache
+    model.temperature = 1.0
+    evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
+                                      features=cache["val"][0] if body_unchanged else None)
+    temperature = fit_temperature(evaluation.raw_logits, evaluation.labels)
+    model.temperature = temperature
+    evaluation = evaluation.with_temperature(temperature)
+    test_evaluation = None
+    if splits.test:
+        features = None
+        if body_unchanged:  # the frozen body's test features (disk cache: once per dataset)
+            features, _, _ = distributed.cached_features(model, splits.test, eval_tf,
+                                                         cache_dir=cfg.cache_dir or None,
+                                                         device=device)
+        test_evaluation = distributed.evaluate(model, splits.test, eval_tf, device=device,
+                                               features=features)
+    judged = test_evaluation or evaluation
+    calibration = {
+        "method": "temperature scaling (one parameter, fitted on the validation split by NLL)",
+        "temperature": temperature,
+        "fitted_on": f"val ({len(evaluation.labels)} images)",
+        "measured_on": "test" if test_evaluation is not None else "val",
+        "images": len(judged.labels),
+        "binning": BINNING.format(bins=DEFAULT_BINS),
+        "ece_before": judged.ece(temperature=1.0),
+        "ece_after": judged.ece(),
+    }
+    if test_evaluation is None:
+        calibration["note"] = ("no test split: fitted and measured on the same validation "
+                               "images, so the after figure is optimistic")
+    return evaluation, test_evaluation, calibration
+
+
+def evaluation_document(evaluation: Evaluation, test: Evaluation | None,
+                        calibration: dict) -> dict:
+    """evaluation.json: validation figures at the top (as before), the test split's under
+    ``test``, calibration, and a plain note on which figure can be trusted."""
+    doc = evaluation.summary()
+    doc["split"] = "val"
+    if test is not None:
+        doc["note"] = ("the validation split chose the epoch (early stopping on its loss) and "
+                       "the temperature; the test split was used for nothing else: its "
+                       "figures are the untouched ones")
+    else:
+        doc["note"] = ("no test split: the validation figure also chose the epoch (early "
+                       "stopping on its loss) and the temperature, so it is optimistic; "
+                       "--holdout-test FRACTION sets an untouched test split aside")
+    doc["test"] = None if test is None else {**test.summary(), "split": "test"}
+    doc["calibration"] = calibration
+    return doc

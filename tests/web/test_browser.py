@@ -65,7 +65,7 @@ def server(tmp_path_factory):
          "--data-root", str(data), "--runs-root", str(runs)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded 2-core machine imports torch slowly
     while True:
         try:
             urllib.request.urlopen(base + "api/health", timeout=2)

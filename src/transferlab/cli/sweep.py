@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
+from ..options import SWEEP_KINDS, check_sweep
+from ._signals import interruptible
 from .train import add_train_arguments, config_from_args
 
 
@@ -35,11 +36,12 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="number of seeds (3 = seeds 0,1,2) or a list like 0,5,7")
     p.add_argument("--name", help="sweep folder name under --out (default: time-kind); "
                    "rerunning with the same name resumes")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy"],
+    p.add_argument("--metric", default="accuracy",
+                   choices=["accuracy", "balanced_accuracy", "test_accuracy",
+                            "test_balanced_accuracy"],
                    help="metric for the plot and the noise verdicts (balanced_accuracy for "
-                   "imbalanced data)")
-    p.add_argument("--image-size", type=int, help="square input resolution (default: the "
-                   "backbone's own); lower is faster on CPU")
+                   "imbalanced data; test_* needs a test split: a test folder or "
+                   "--holdout-test)")
     _add_ray_arguments(p)
 
 
@@ -70,7 +72,7 @@ def _log(message: str) -> None:
 
 def _run(args: argparse.Namespace, start) -> int:
     """Run ``start(backend)``; print the table, the files and how to resume if cut short."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interruptible()
     backend = _backend(args)
     try:
         result = start(backend)
@@ -89,10 +91,7 @@ def _run(args: argparse.Namespace, start) -> int:
 
 
 def _base(args: argparse.Namespace, data: str):
-    cfg = config_from_args(args, data)
-    if args.image_size:
-        cfg.image_size = args.image_size
-    return cfg
+    return config_from_args(args, data)
 
 
 def cmd_data_size(args: argparse.Namespace) -> int:
@@ -102,7 +101,7 @@ def cmd_data_size(args: argparse.Namespace) -> int:
                             image_size=args.scratch_image_size)
     base = _base(args, args.data)
     return _run(args, lambda backend: data_size_sweep(
-        args.data, args.sizes, compare=args.compare, seeds=args.seeds or 3,
+        args.data, args.sizes, compare=args.compare, seeds=args.seeds or SWEEP_KINDS["data-size"].default_seeds,
         strategy=args.strategy, scratch=scratch, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
@@ -110,13 +109,12 @@ def cmd_data_size(args: argparse.Namespace) -> int:
 def cmd_freeze_depth(args: argparse.Namespace) -> int:
     from ..experiments.sweeps import freeze_depth_sweep
 
-    if args.strategy not in ("two-phase", "finetune"):
-        raise ValueError(f"freeze-depth sweeps use --strategy two-phase or finetune, "
-                         f"got {args.strategy}")
+    check_sweep("freeze-depth", args.depths, args.strategy)
     base = _base(args, args.data)
     return _run(args, lambda backend: freeze_depth_sweep(
         args.data, mode=args.mode, depths=args.depths, groups=args.groups,
-        seeds=args.seeds or 1, strategy=args.strategy, base=base, metric=args.metric,
+        seeds=args.seeds or SWEEP_KINDS["freeze-depth"].default_seeds,
+        strategy=args.strategy, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 
@@ -125,7 +123,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _base(args, args.data)
     return _run(args, lambda backend: compare_strategies(
-        args.data, args.strategies, seeds=args.seeds or 3, base=base, metric=args.metric,
+        args.data, args.strategies,
+        seeds=args.seeds or SWEEP_KINDS["compare"].default_seeds, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 
@@ -217,6 +216,5 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
     p.add_argument("--plot", default="lr_find.png", help="PNG to write (default lr_find.png)")
     p.add_argument("--json", help="also write the curve and suggestions as JSON")
-    p.add_argument("--image-size", type=int, help="square input resolution")
     add_train_arguments(p)
     p.set_defaults(func=cmd_lr_find)

@@ -65,7 +65,7 @@ class FixList:
                                                         key=lambda a: a.path)]}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from ..training.checkpoint import atomic_write_text
+        from ..utils import atomic_write_text
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,8 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
                   ) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities ``(N, C)`` for ``paths`` and one error string per path ("" if ok).
 
-    Rows of unreadable images are NaN.
+    Rows of unreadable images are NaN. The probabilities are ``softmax(logits / T)`` with
+    the run's fitted temperature T (``model.temperature``; 1 for runs that have none).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -94,6 +95,7 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     n_classes = len(_class_names(model))
+    temperature = float(getattr(model, "temperature", 1.0))
     probs = torch.full((len(paths), n_classes), float("nan"))
     errors = [""] * len(paths)
     loader = DataLoader(_Images(paths, tf, tuple(cfg["input_size"]), draft_side),
@@ -112,7 +114,7 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 logits = model(x)
-            probs[index[ok]] = logits.float().softmax(1).cpu()
+            probs[index[ok]] = (logits.float() / temperature).softmax(1).cpu()
         done += len(index)
         if progress is not None:
             progress(done, len(paths))

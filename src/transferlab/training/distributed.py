@@ -338,7 +338,7 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
 
     from ..data.features import cached_features as single_process
     from ..data.features import default_cache_dir, extract_features, feature_key
-    from .checkpoint import _atomic_write
+    from ..utils import atomic_write
 
     if not is_distributed():
         return single_process(model, samples, transform, cache_dir=cache_dir,
@@ -367,7 +367,7 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
     x = _interleave(all_gather_rows(x.float()), len(samples))
     y = _interleave(all_gather_rows(y.long()), len(samples))
     if is_main():
-        _atomic_write(path, lambda tmp: save_file({"x": x.contiguous(), "y": y.contiguous()},
+        atomic_write(path, lambda tmp: save_file({"x": x.contiguous(), "y": y.contiguous()},
                                                   tmp))
     barrier()
     return x, y, False
@@ -396,4 +396,5 @@ def evaluate(model, samples: Sequence, transform: Callable | None = None, *,
     picked = probs[torch.arange(len(labels)), labels] if len(labels) else probs.new_zeros(0)
     loss = float(-picked.clamp_min(1e-45).log().mean()) if len(labels) else 0.0
     return Evaluation(classes=classes, paths=[p for p, _ in samples], labels=labels,
-                      probs=probs, loss=loss)
+                      probs=probs, loss=loss,
+                      temperature=float(getattr(model, "temperature", 1.0)))

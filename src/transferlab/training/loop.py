@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..finetune.param_groups import current_lrs
+from ..utils import seed_everything  # noqa: F401 (re-export: the loop's public API)
 from .accel import ChunkedEval, forward_backward
 
 EVENTS = ("fit_start", "epoch_start", "batch_end", "epoch_end", "fit_end")
@@ -57,16 +58,6 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def group_grad_norms(model: nn.Module, groups: Sequence | None) -> dict[str, float]:
