@@ -64,8 +64,10 @@ def find_label_issues(features: np.ndarray, labels: np.ndarray, *, n_classes: in
 
     labels = np.asarray(labels, dtype=np.int64)
     probs = out_of_sample_probs(features, labels, folds=folds, seed=seed, n_classes=n_classes)
+    # n_jobs=1: cleanlab would otherwise start a process pool, which a daemonic worker
+    # (the web's job process) may not do; on 1,500 images one process takes milliseconds
     ranked = cl_find(labels, probs, filter_by="prune_by_noise_rate",
-                     return_indices_ranked_by="self_confidence")
+                     return_indices_ranked_by="self_confidence", n_jobs=1)
     issues = []
     for i in ranked.tolist():
         row = probs[i].copy()
