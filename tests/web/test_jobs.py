@@ -73,8 +73,9 @@ def test_a_warm_worker_takes_the_next_job(client, finished):
     done = runner.wait(job["id"], timeout=120)
     assert done["state"] == "done", done["error"]
     standby.join(30)
-    assert standby.exitcode == 0  # the standby ran the job, then ended
-    assert done["finished"] - done["started"] < done["result"]["wall_seconds"] + 3
+    # the standby ran the job, then ended (a job given to a fresh process would leave the
+    # standby waiting: exitcode None). How much sooner it starts: benchmarks/web_jobs.py.
+    assert standby.exitcode == 0
 
 
 def test_live_events_stream_the_run(finished):
