@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_a_backbone_without_offline_weights_is_refused_alike_unless_chosen(tiny_
     if offline_availability("resnet18") != "download":
         pytest.skip("resnet18 weights are cached on this machine")
     message = "no pretrained weights for resnet18 on this machine (offline)"
-    with pytest.raises(WeightsUnavailableError, match=message):
+    with pytest.raises(WeightsUnavailableError, match=re.escape(message)):
         fine_tune(data=str(tiny_data), model="resnet18", out=str(tmp_path))
     assert main(["train", str(tiny_data), "--model", "resnet18", "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
