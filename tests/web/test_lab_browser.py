@@ -244,3 +244,57 @@ def test_off_loopback_without_allow_code_the_lab_is_hidden_and_refused(tmp_path,
         page.close()
     finally:
         _stop(proc, log)
+
+
+PAGES = ("data", "model", "train", "results", "experiments", "inspector", "predict", "learn",
+         "runs", "lab")
+
+
+def _catalog(lang: str) -> dict:
+    import json
+
+    path = REPO / "src" / "transferlab" / "web" / "static" / "i18n" / f"{lang}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lang,locale,shot_page", [("ko", "ko-KR", "lab"), ("es", "es-ES", "learn"),
+                                                   ("it", "it-IT", "model")])
+def test_every_page_speaks_the_browsers_language(server, browser, lang, locale, shot_page):
+    en, cat = _catalog("en"), _catalog(lang)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale=locale)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    for name in PAGES:
+        page.goto(server + f"#{name}")
+        heading = page.locator(f"#h-{name}")
+        key = heading.get_attribute("data-i18n")
+        assert cat[key] != en[key]
+        expect(heading).to_have_text(cat[key])
+        expect(page.locator(f'a[data-nav="{name}"]')).to_have_text(cat[f"ui.{name}"] if name != "lab"
+                                                                     else cat["nav.lab"])
+        if name == "lab":
+            expect(page.locator("#lab-terminal .xterm-rows")).to_contain_text(
+                cat["lab.terminal_ready"][:6])
+            page.locator("#challenge-head summary").click()
+            expect(page.locator("#challenge-head summary")).to_have_text(cat["challenge.head.title"])
+            expect(page.locator(".cm-content")).to_contain_text(cat["starter.freeze"][:12])
+        if name == shot_page:
+            shot(page, f"lang-{lang}-{name}")
+    assert page.evaluate("document.documentElement.lang") == lang
+    context.close()
+    assert errors == [], errors
+
+
+def test_the_language_picker_is_remembered(server, browser):
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(server + "#learn")
+    expect(page.locator("html")).to_have_attribute("data-i18n-ready", "en")
+    expect(page.locator("#h-learn")).to_have_text(_catalog("en")["learn.8_learn"])
+    page.select_option("#lang-picker", "it")
+    expect(page.locator("#h-learn")).to_have_text(_catalog("it")["learn.8_learn"])
+    page.goto(server + "#runs")  # a new load: the choice beats the browser's English
+    expect(page.locator("#h-runs")).to_have_text(_catalog("it")["runs.9_runs"])
+    expect(page.locator("#lang-picker")).to_have_value("it")
+    context.close()
