@@ -138,7 +138,7 @@ JS_SINKS = [
     re.compile(r"""\.textContent\s*=\s*(["'`])((?:(?!\1).)*)\1"""),
     re.compile(r"""\bsay\([^,]+,\s*(["'`])((?:(?!\1).)*)\1"""),
     re.compile(r"""\b(?:alt|title|placeholder|"aria-label"):\s*(["'`])((?:(?!\1).)*)\1"""),
-    re.compile(r"""\.(?:append|writeln|write)\(\s*(["'`])((?:(?!\1).)*)\1"""),
+    re.compile(r"""\.(?:append|writeln|write)\(\s*(["'`])((?:(?!\1).)*)\1\s*\)"""),  # text only
 ]
 
 
@@ -166,6 +166,8 @@ def test_the_static_check_catches_a_bypassing_string():
     assert js_leaks('el("p", { text: "Hello there" })')
     assert js_leaks('node.textContent = `Run ${n} finished`;')
     assert js_leaks('say("#x", "No runs yet")')
+    assert js_leaks('term.writeln("Ready to go")')
+    assert not js_leaks('body.append("file", file)')  # FormData, not the DOM
     assert not js_leaks('el("p", { text: t("lab.title") })')
     assert not js_leaks('el("td", { text: `(${x.shape.join(", ")})` })')
     finder = _TextFinder()

@@ -9,6 +9,7 @@ test_browser.py puts them (``TRANSFERLAB_SCREENSHOTS=docs/screenshots`` refreshe
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -125,10 +126,14 @@ def type_code(page, code: str) -> None:
 def run_and_wait(page, code: str, timeout: float = KERNEL_MS):
     """Run ``code`` with Ctrl+Enter and wait until it is done; returns the terminal."""
     body = page.locator("#lab-body")
-    before = body.get_attribute("data-last-run") or "0"
+    before = body.get_attribute("data-started-run")
     type_code(page, code)
     page.keyboard.press("Control+Enter")
-    expect(body).to_have_attribute("data-last-run", str(int(before) + 1), timeout=timeout)
+    if before is not None:
+        expect(body).not_to_have_attribute("data-started-run", before)
+    expect(body).to_have_attribute("data-started-run", re.compile(r"\d+"))
+    run = body.get_attribute("data-started-run")  # the server's number for this run
+    expect(body).to_have_attribute("data-last-run", run, timeout=timeout)
     return page.locator("#lab-terminal .xterm-rows")  # shows the last rows (not the scrollback)
 
 
