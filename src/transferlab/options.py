@@ -71,8 +71,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("model", "str", DEFAULT_MODEL, f"any timm model name (default {DEFAULT_MODEL}, weights "
        "offline)", "model"),
     _o("weights", "str", "auto", "auto | package | hub | random | FILE.safetensors|.pth "
-       "(auto: packaged offline weights, else the hub; a backbone without offline weights is "
-       "refused unless weights are chosen explicitly)", "model",
+       "(auto: weights already on this machine, packaged or in the hub cache; a backbone "
+       "without them is refused: choose hub to download, random or a FILE)", "model",
        web_choices=("auto", "random")),
     _o("hidden", "int", None, "hidden units in the new head (default none)", "model",
        nullable=True, min=1, max=65_536),

@@ -124,8 +124,10 @@ def prepare(cfg: TrainConfig, *, device=None, log: Callable[[str], None] | None 
     new head depends on the seed only), its input size, and the strategy's phases."""
     from .data import load_splits
     from .finetune.strategies import plan_phases
-    from .models.factory import create_model
+    from .models.factory import create_model, require_offline_weights
     from .utils import seed_everything
+
+    require_offline_weights(cfg.model, cfg.weights)  # before any work, as the web does
 
     if device is None:
         device = resolve_device(cfg.device)

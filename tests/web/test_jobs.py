@@ -288,7 +288,7 @@ def test_a_train_job_reports_autos_resolution_search(tiny_data, tmp_path, monkey
     import threading
 
     from transferlab.config import TrainConfig
-    from transferlab.finetune import resolution
+    from transferlab.experiments import resolution
     from transferlab.web import jobs
 
     monkeypatch.setattr(resolution, "CANDIDATES", (96,))

@@ -128,7 +128,9 @@ def _train(spec: dict, stop, send) -> dict:
     from ..training.callbacks import GradNormLog, StopFlag
 
     cfg = TrainConfig.from_dict(spec["config"])
-    run_dir = Path(cfg.out) / str(cfg.name)  # job ids are unique: fine_tune uses this folder
+    from ..runs import run_folder
+
+    run_dir = run_folder(cfg.out, cfg.model, cfg.strategy, cfg.name)  # named by the job id
     send("running", detail="loading data and model", run_dir=str(run_dir))
     # resume: continue the run in its folder from its last completed epoch
     how = {"resume": run_dir, "device": cfg.device} if spec.get("resume") else {"cfg": cfg}

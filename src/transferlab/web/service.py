@@ -387,15 +387,12 @@ class Service:
 
     # -- training jobs ---------------------------------------------------------------------
     def submit_train(self, opts) -> dict:
-        from ..models.factory import offline_availability
+        from ..models.factory import require_offline_weights
+        from ..runs import run_folder
 
         data = self.dataset_dir(opts.data)
         self._check_model_name(opts.model)
-        if opts.weights == "auto" and offline_availability(opts.model) == "download":
-            raise ValueError(
-                f"no pretrained weights for {opts.model} on this machine (offline): choose "
-                f"{DEFAULT_MODEL}, whose weights ship with the package, or weights 'random' "
-                "to train the architecture from scratch")
+        require_offline_weights(opts.model, opts.weights)
         job_id = new_job_id(f"{opts.model}-{opts.strategy}")
         names = self.group_names(opts.model)
         cfg = self._config(opts, str(data), group_names=names, out=str(self.runs_root),
@@ -407,7 +404,8 @@ class Service:
             plan_phases(cfg, names)
         label = f"{opts.strategy} · {opts.model} · {data.name}"
         return self.runner.submit(job_id, "train", {
-            "config": cfg.to_dict(), "run_dir": str(self.runs_root / job_id), "label": label})
+            "config": cfg.to_dict(), "label": label,
+            "run_dir": str(run_folder(cfg.out, cfg.model, cfg.strategy, cfg.name))})
 
     def resume_train(self, run_id: str) -> dict:
         """Continue an interrupted or stopped run from its last completed epoch (same id)."""
