@@ -241,6 +241,11 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     def start_training(req: schemas.TrainOptions):
         return svc.submit_train(req)
 
+    @app.post("/api/runs/{run_id}/resume", status_code=202)
+    def resume_run(run_id: str):
+        """One click on an interrupted run: continue it from its last completed epoch."""
+        return svc.resume_train(run_id)
+
     @app.get("/api/jobs")
     def jobs():
         return svc.runner.list()

@@ -411,6 +411,29 @@ class Service:
             "config": cfg.to_dict(), "label": label,
             "run_dir": str(run_folder(cfg.out, cfg.model, cfg.strategy, cfg.name))})
 
+    def resume_train(self, run_id: str) -> dict:
+        """Continue an interrupted or stopped run from its last completed epoch (same id)."""
+        from ..store.registry import RegistryError
+
+        try:
+            record = self.registry.get_run(run_id)
+        except RegistryError as exc:
+            raise NotFound(f"no run {run_id!r}") from exc
+        if record.state not in ("interrupted", "stopped", "failed"):
+            raise ValueError(f"run {run_id} is {record.state}: only an interrupted, stopped or "
+                             "failed run can be resumed")
+        active = self.runner.active()
+        if active is not None and active["id"] == run_id:
+            raise ValueError(f"run {run_id} is running")
+        run_dir = self.run_dir(run_id)
+        if record.kind != "train" or run_dir.parent != self.runs_root:
+            raise ValueError(f"run {run_id} is not a training job of this server")
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config["device"] = self.settings.device
+        return self.runner.submit(run_id, "train", {
+            "config": config, "run_dir": str(run_dir), "resume": True,
+            "label": f"resume · {run_id}"})
+
     def job_events_path(self, job: dict) -> Path | None:
         """The live feed of a job: a run's ``events.jsonl``, a sweep's ``progress.jsonl``."""
         from .sweeps import PROGRESS
