@@ -286,6 +286,8 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
+    if cfg.apply_fixes:
+        data_info["fixes"] = {"file": str(cfg.apply_fixes), "applied": session.fixes_applied}
     if writes:
         atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
     if splits.bad_files and writes:

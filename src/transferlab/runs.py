@@ -35,9 +35,15 @@ class RunError(RuntimeError):
     pass
 
 
+def run_folder(out: str | Path, model: str, strategy: str, name: str | None = None) -> Path:
+    """Where a run is written: ``OUT/NAME``, or ``OUT/<time>-<model>-<strategy>`` without a
+    name. The one place a run folder is named (the web names its jobs' runs here too)."""
+    return Path(out) / (name or f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{strategy}")
+
+
 def new_run_dir(out: str | Path, model: str, strategy: str, name: str | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / (name or f"{stamp}-{model}-{strategy}")
+    """Create the run folder (:func:`run_folder`; ``-2``, ``-3``... if it exists)."""
+    base = run_folder(out, model, strategy, name)
     path, n = base, 1
     while path.exists():
         n += 1
