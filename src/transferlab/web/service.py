@@ -399,7 +399,7 @@ class Service:
         names = self.group_names(opts.model)
         from .doctor import fixes_for
 
-        fixes = fixes_for(self, opts.dataset)  # the "Check data" panel's reviewed actions
+        fixes = fixes_for(self, opts.data)  # the "Check data" panel's reviewed actions
         cfg = self._config(opts, str(data), group_names=names, out=str(self.runs_root),
                            name=job_id, cache_dir=self.settings.cache_dir,
                            device=self.settings.device,
