@@ -139,7 +139,7 @@ def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits,
             for split in ("train", "val"):
                 x, y, _ = distributed.cached_features(model, getattr(splits, split), tf,
                                                       cache_dir=cfg.cache_dir or None,
-                                                      device=device)
+                                                      device=device, engine=cfg.engine)
                 cache[split] = (x, y)
         return (model.head,
                 feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
@@ -314,7 +314,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         else:
             first, rows = run["phase_index"], list(run["rows_before"])
             phase_state = state["trainer"]
-    cache: dict = {}
+    cache: dict = {"log": log}  # fastpath reports each extraction's rates to ``log``
     from .training.tracking import trackers_from_config
 
     trackers = trackers_from_config(cfg, run_dir, len(rows)) if distributed.is_main() else []
@@ -334,7 +334,8 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     eval_tf = build_transforms(model.data_config, train=False)
     body_unchanged = all(p.head_only for p in phases) and "val" in cache
     evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
-                                      features=cache["val"][0] if body_unchanged else None)
+                                      features=cache["val"][0] if body_unchanged else None,
+                                      engine=cfg.engine, log=log)
     summary = evaluation.summary()
     model.cpu()
     seconds = time.perf_counter() - start
@@ -350,5 +351,6 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         for tracker in trackers:
             tracker.finish(summary, run_dir)
     distributed.barrier()
-    return RunResult(run_dir, model, evaluation, rows, seconds, notes=splits.notes)
+    notes = [*splits.notes, *(n for n in cfg.notes if n not in splits.notes)]  # engine, auto
+    return RunResult(run_dir, model, evaluation, rows, seconds, notes=notes)
 

@@ -6,8 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .models.batchnorm import DEFAULT_BN_POLICY, check_bn_policy
-from .models.factory import DEFAULT_MODEL
+from .catalog import DEFAULT_BN_POLICY, DEFAULT_MODEL, ENGINES
 
 STRATEGIES = ("feature-extraction", "finetune", "full", "two-phase", "gradual", "auto")
 
@@ -55,6 +54,8 @@ class TrainConfig:
     num_workers: int = 0
     cache_features: bool = True
     cache_dir: str | None = None
+    # what runs every frozen forward pass on the CPU (transferlab.models.engines)
+    engine: str = "auto"  # auto | torch | torch-bf16 | onnxruntime
     # speed (see transferlab.training.fastpath): decode every image once into a uint8 store
     # and augment batches on the device; K augmented views per image in activation caches;
     # torch.compile the module that trains
@@ -89,7 +90,12 @@ class TrainConfig:
             raise ValueError(f"augment must be auto, none, standard or strong, got {self.augment!r}")
         if self.class_weighting not in {"none", "balanced"}:
             raise ValueError(f"class_weighting must be none or balanced, got {self.class_weighting!r}")
+        from .models.batchnorm import check_bn_policy
+
         check_bn_policy(self.bn_policy)
+        if self.engine not in ENGINES:
+            raise ValueError("engine must be auto, torch, torch-bf16 or onnxruntime, got "
+                             f"{self.engine!r}")
         if self.schedule not in {"cosine", "constant", "plateau"}:
             raise ValueError(f"schedule must be cosine, constant or plateau, got {self.schedule!r}")
 
