@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data.decoded import DecodedLoader, DecodedSource, decoded_store
+from ..data.decoded import (
+    DecodedLoader,
+    DecodedSource,
+    StreamingDecodedSource,
+    decoded_store,
+    find_store,
+)
 from ..data.features import PilSource, cached_activations
 from ..data.gpu_augment import DEVICE_AUGMENTS, DeviceAugment
 from ..data.transforms import build_transforms
@@ -61,6 +67,14 @@ def _source(model, cfg, splits, split: str, augment: str, device, cache: dict):
     samples = getattr(splits, split)
     views = augment != "none"
     if getattr(cfg, "fast_data", True) and (not views or augment in DEVICE_AUGMENTS):
+        if not views and ("decoded", split) not in cache and device.type == "cpu":
+            store = find_store(samples, model.data_config, cache_dir=cfg.cache_dir or None,
+                               device=device)
+            if store is None:  # decode while the engine extracts; the store is built too
+                return StreamingDecodedSource(samples, model.data_config,
+                                              cache_dir=cfg.cache_dir or None, device=device,
+                                              seed=cfg.seed)
+            cache[("decoded", split)] = store
         store = _store(model, cfg, samples, split, device, cache)
         return DecodedSource(store, model.data_config, augment=augment, seed=cfg.seed)
     eval_tf = build_transforms(model.data_config, train=False)
@@ -103,7 +117,8 @@ def phase_inputs(model, cfg, phase, splits, device: torch.device,
 
 def _cached_inputs(model, cfg, phase, splits, device, cache, boundary: int) -> PhaseInputs:
     views = getattr(cfg, "feature_views", 0) if phase.augment != "none" else 0
-    common = {"boundary": boundary, "cache_dir": cfg.cache_dir or None, "device": device}
+    common = {"boundary": boundary, "cache_dir": cfg.cache_dir or None, "device": device,
+              "engine": getattr(cfg, "engine", "auto"), "log": cache.get("log")}
     train = cached_activations(model, _source(model, cfg, splits, "train", phase.augment,
                                               device, cache), views=views, **common)
     val = cached_activations(model, _source(model, cfg, splits, "val", "none", device, cache),
@@ -116,6 +131,9 @@ def _cached_inputs(model, cfg, phase, splits, device, cache, boundary: int) -> P
         cache["val"] = (val.tensor(), val.labels)
     else:
         module = UpperModel(split_at(model, boundary)[1], model.head, cfg.bn_policy)
+    for note in [*train.notes, *(n for n in val.notes if n not in train.notes)]:
+        if note not in cfg.notes:
+            cfg.notes.append(note)
     how = (f"cached activations at boundary {boundary} ({model.group_names[boundary]}), "
            f"{f'{views} augmented views' if views else 'no augmentation'}, "
            f"{'hit' if train.hit else 'extracted'}")
