@@ -8,9 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from ..catalog import BN_POLICIES, DEFAULT_BN_POLICY, DEFAULT_MODEL, ENGINES
 from ..config import STRATEGIES, TrainConfig
-from ..models.batchnorm import BN_POLICIES, DEFAULT_BN_POLICY
-from ..models.factory import DEFAULT_MODEL
 
 
 def _floats(text: str) -> list[float]:
@@ -73,6 +72,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", dest="cache_features", action="store_false",
                    help="do not cache frozen-body features")
     p.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/transferlab)")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="what runs frozen forward passes on the CPU: auto (ONNX Runtime if "
+                   "installed, else bf16 where native, else torch) | torch | torch-bf16 | "
+                   "onnxruntime")
     p.add_argument("--no-fast-data", dest="fast_data", action="store_false",
                    help="decode images with PIL every epoch instead of once into a uint8 "
                    "store with batched augmentation on the device")
@@ -183,7 +186,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for bad in index.bad_files:
         print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
     samples = index.samples
-    ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False))
+    ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False),
+                        engine=args.engine, log=lambda m: print(m, file=sys.stderr))
     summary = ev.summary()
     print(f"accuracy {ev.accuracy:.4f}  balanced {ev.balanced_accuracy:.4f}  "
           f"loss {ev.loss:.4f}  images {len(samples)}")
@@ -227,6 +231,7 @@ def cmd_predict_folder(args: argparse.Namespace, model) -> int:
         result = predict_folder(model, args.images[0], topk=args.topk,
                                 batch_size=args.batch_size, num_workers=args.workers,
                                 device=device, fast_decode=args.fast_decode,
+                                engine=args.engine,
                                 progress=lambda done, total: bar.update(task, completed=done,
                                                                         total=total))
     out = result.write_csv(args.out or "predictions.csv")
@@ -259,7 +264,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = predict_images(model, args.images, topk=args.topk, device=device)
+    results = predict_images(model, args.images, topk=args.topk, device=device,
+                             engine=args.engine)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -293,6 +299,7 @@ def register(sub) -> None:
     p.add_argument("--split", default="val", choices=["val", "test", "train"],
                    help="which split of a split-folder dataset (default val)")
     p.add_argument("--out", help="where to write confusion_eval.png (default: the run folder)")
+    p.add_argument("--engine", default="auto", choices=ENGINES, help="inference engine")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for images or a whole folder (CSV)",
@@ -312,4 +319,5 @@ def register(sub) -> None:
     p.add_argument("--fast-decode", action="store_true",
                    help="FOLDER: decode big JPEGs at reduced scale (faster; pixels differ "
                    "slightly from training's full decode)")
+    p.add_argument("--engine", default="auto", choices=ENGINES, help="inference engine")
     p.set_defaults(func=cmd_predict)
