@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ..catalog import ENGINES
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
@@ -25,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     allowed = tuple(LOOPBACK_NAMES) if is_loopback(args.host) else None
     app = create_app(data_root=data_root, runs_root=args.runs_root, token=token,
                      allowed_hosts=allowed, max_upload_bytes=args.max_upload_mb * 2**20,
-                     device=args.device)
+                     device=args.device, engine=args.engine)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else host}:{args.port}/"
     print(f"transferlab playground: {url}{'?token=' + token if token else ''}", flush=True)
@@ -50,6 +52,8 @@ def register(sub) -> None:
                    "(or set TRANSFERLAB_TOKEN)")
     p.add_argument("--max-upload-mb", type=int, default=512, help="dataset zip size limit")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for training")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="inference engine of predictions (default auto)")
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
