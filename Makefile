@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[web,export,track,dev]"
+	$(BIN)/pip install -q -e ".[web,lab,export,track,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -208,7 +208,7 @@ def test_valid_requests_work_so_the_refusals_below_mean_something(world):
         ("GET", "/api/runs/run1"),
         ("GET", "/api/runs/run1/files/config.json"),
         ("GET", "/api/runs/run1/grad-norms"),
-        ("GET", "/static/app.js"),
+        ("GET", "/static/js/main.js"),
         ("GET", "/api/datasets/info?path=food"),
         ("GET", f"/api/datasets/thumb?path={urllib.parse.quote(world.photo_rel)}"),
         ("GET", "/api/runs/compare?a=run1&b=run1"),
@@ -515,7 +515,7 @@ def test_served_on_all_interfaces_every_request_needs_the_token(
             "/api/runs",
             "/api/datasets",
             "/openapi.json",
-            "/static/app.js",
+            "/static/js/main.js",
             "/api/runs/run1/files/config.json",
             "/api/jobs",
         ]

@@ -35,11 +35,18 @@ def test_index_and_assets_are_local(client):
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
-    for name in ("app.js", "app.css"):
-        assert client.get(f"/static/{name}").status_code == 200
-    for path in STATIC.iterdir():  # no CDN: nothing is loaded from another origin
+    assert '<script type="module" src="/static/js/main.js">' in r.text
+    for name in ("js/main.js", "js/lib/api.js", "js/pages/train.js", "app.css"):
+        got = client.get(f"/static/{name}")
+        assert got.status_code == 200, name
+        if name.endswith(".js"):  # browsers refuse a module served under another type
+            assert "javascript" in got.headers["content-type"], name
+    files = [p for p in STATIC.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:  # no CDN: nothing is loaded from another origin
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), path.name
+        assert not re.search(r"""\bfrom\s+["'](https?:)?//""", text), path.name  # module imports
         urls = set(re.findall(r"https?://[^\s\"'`)]+", text))
         assert urls <= {"http://www.w3.org/2000/svg"}, (path.name, urls)  # SVG namespace
         assert "@import" not in text, path.name

@@ -27,14 +27,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     allowed = tuple(LOOPBACK_NAMES) if is_loopback(args.host) else None
     app = create_app(data_root=data_root, runs_root=args.runs_root, token=token,
                      allowed_hosts=allowed, max_upload_bytes=args.max_upload_mb * 2**20,
-                     device=args.device, engine=args.engine)
+                     device=args.device, allow_code=True if args.allow_code else None,
+                     lab_limits=_lab_limits(args), engine=args.engine)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else host}:{args.port}/"
     print(f"transferlab playground: {url}{'?token=' + token if token else ''}", flush=True)
     print(f"  data root {data_root.resolve()}  runs root {Path(args.runs_root).resolve()}",
           flush=True)
+    lab = app.state.lab
+    print(f"  Lab (Python code in the page, run as {os.environ.get('USER', 'this user')} on this "
+          f"machine): {'on' if lab['enabled'] else 'off'}"
+          + ("" if lab["enabled"] or not token else " (add --allow-code to turn it on)"),
+          flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _lab_limits(args: argparse.Namespace):
+    from ..web.lab.kernels import LabLimits
+
+    for name in ("lab_run_seconds", "lab_memory_gb", "lab_max_kernels", "lab_output_kb"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got "
+                             f"{getattr(args, name)}")
+    return LabLimits(run_seconds=args.lab_run_seconds,
+                     memory_bytes=int(args.lab_memory_gb * 2**30),
+                     max_kernels=args.lab_max_kernels, output_bytes=args.lab_output_kb * 1024)
 
 
 def register(sub) -> None:
@@ -54,6 +72,17 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for training")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="inference engine of predictions (default auto)")
+    p.add_argument("--allow-code", action="store_true",
+                   help="turn the Lab on off loopback too (needs --token): anyone with the "
+                   "token can then run Python as this user on this machine")
+    p.add_argument("--lab-run-seconds", type=float, default=300.0,
+                   help="Lab: wall time per run before it is interrupted (default 300)")
+    p.add_argument("--lab-memory-gb", type=float, default=8.0,
+                   help="Lab: address-space limit of each kernel (default 8; torch maps ~3.6)")
+    p.add_argument("--lab-max-kernels", type=int, default=4,
+                   help="Lab: kernels at once, one per browser session (default 4)")
+    p.add_argument("--lab-output-kb", type=int, default=1024,
+                   help="Lab: output kept per run; the rest is cut with a note (default 1024)")
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

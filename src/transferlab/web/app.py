@@ -24,6 +24,8 @@ from ..runs import RunError
 from ..store.registry import RegistryError
 from . import schemas
 from .jobs import TERMINAL, UnknownJob
+from .lab.kernels import LabError
+from .lab.routes import lab_error_response, lab_policy, mount_lab
 from .security import (
     TOKEN_COOKIE,
     SecurityError,
@@ -58,12 +60,14 @@ def _host_allowed(host_header: str, allowed: tuple[str, ...]) -> bool:
 def create_app(settings: WebSettings | None = None, *, data_root: str | Path | None = None,
                runs_root: str | Path | None = None, token: str | None = None,
                allowed_hosts: tuple[str, ...] | None = None, service: Service | None = None,
-               **options) -> FastAPI:
+               allow_code: bool | None = None, lab_limits=None, **options) -> FastAPI:
     """The web playground over ``data_root`` (readable datasets) and ``runs_root`` (runs).
 
     ``token``: required on every request when set. ``allowed_hosts``: accepted Host headers
     (``transferlab serve`` passes the loopback names when bound to loopback, which blocks DNS
-    rebinding); None accepts any.
+    rebinding); None accepts any. ``allow_code``: the Lab (code run in a kernel, see
+    :mod:`.lab.routes`): None = on only when loopback-only, True = also off loopback with a
+    token, False = off.
     """
     if settings is None:
         if data_root is None or runs_root is None:
@@ -74,6 +78,8 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
+        if lab_pool is not None:
+            await lab_pool.close()
         await run_in_threadpool(svc.close)
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The schema is at
@@ -81,6 +87,11 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     app = FastAPI(title="transferlab playground", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="See and steer transfer learning in the browser.")
     app.state.service = svc
+    loopback_only = allowed_hosts is not None and all(is_loopback(h) for h in allowed_hosts)
+    lab_on, lab_reason = lab_policy(loopback_only=loopback_only, token=settings.token,
+                                    allow_code=allow_code)
+    lab_pool = mount_lab(app, enabled=lab_on, reason=lab_reason, runs_dir=svc.run_dir,
+                         limits=lab_limits)
     tmp_root = settings.runs_root / ".uploads"
 
     # -- guards ----------------------------------------------------------------------------
@@ -120,6 +131,8 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     @app.exception_handler(SecurityError)
     async def _security(_r, exc: SecurityError):
         return _error(exc.status, str(exc))
+
+    app.add_exception_handler(LabError, lab_error_response)
 
     @app.exception_handler(NotFound)
     async def _not_found(_r, exc):
@@ -171,8 +184,7 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
                 "token_required": bool(settings.token),
                 "max_upload_mib": settings.max_upload_bytes // 2**20,
                 "max_image_mib": settings.max_image_bytes // 2**20,
-                "loopback_only": allowed_hosts is not None and all(
-                    is_loopback(h) for h in allowed_hosts)}
+                "loopback_only": loopback_only, "lab": app.state.lab}
 
     # -- datasets --------------------------------------------------------------------------
     @app.get("/api/datasets")

@@ -1,0 +1,44 @@
+// DOM helpers, formatting and the local settings store: no state, no network.
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+export const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+export const SVG = "http://www.w3.org/2000/svg";
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+export function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+export const fmtInt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+export const fmtPct = (x) => (x === null || x === undefined || Number.isNaN(x) ? "–" : (100 * x).toFixed(1) + "%");
+export const fmtNum = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+export const fmtLr = (x) => (x === null || x === undefined ? "–" : Number(x).toExponential(1));
+export const fmtShape = (s) => (s ? s.join(" × ") : "–");
+export const thumbUrl = (rel, size = 160) => `/api/datasets/thumb?size=${size}&path=${encodeURIComponent(rel)}`;
+export function say(target, text, kind = "error") {
+  const node = typeof target === "string" ? $(target) : target;
+  if (!node) return;
+  node.textContent = text || "";
+  node.className = "msg" + (kind === "error" ? "" : " " + kind);
+  node.setAttribute("role", kind === "error" ? "alert" : "status");
+}
+export const store = {
+  get: (k, d = null) => { try { const v = localStorage.getItem("tlab." + k); return v === null ? d : JSON.parse(v); } catch { return d; } },
+  set: (k, v) => { try { localStorage.setItem("tlab." + k, JSON.stringify(v)); } catch { /* private mode */ } },
+};

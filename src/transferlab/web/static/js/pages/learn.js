@@ -1,0 +1,41 @@
+// Learn page: the quiz, whose answers the server computes from real models.
+import { api } from "../lib/api.js";
+import { $, el } from "../lib/dom.js";
+import { loaders } from "../lib/router.js";
+
+const quizScore = {};
+loaders.learn = async () => {
+  const box = $("#quiz");
+  if (box.children.length) return;
+  const questions = await api("/api/learn/quiz");
+  questions.forEach((q, qi) => {
+    const id = `q-${q.id}`;
+    const verdict = el("p", { class: "verdict", "aria-live": "polite" });
+    let getAnswer;
+    const row = el("div", { class: "answer-row" });
+    if (q.kind === "choice") {
+      const fs = el("fieldset", {}, el("legend", { class: "small", text: "Choose one" }));
+      q.options.forEach((o, i) => fs.append(el("label", { for: `${id}-${i}` }, el("input", { type: "radio", name: id, id: `${id}-${i}`, value: o }), o)));
+      row.append(fs);
+      getAnswer = () => ($(`input[name="${id}"]:checked`) || {}).value;
+    } else {
+      const input = el("input", { type: "text", id, inputmode: q.kind === "number" ? "decimal" : "text", autocomplete: "off" });
+      row.append(el("label", { for: id, class: "sr-label", text: "Your answer" }), input);
+      getAnswer = () => input.value;
+    }
+    const btn = el("button", { type: "button", text: "Check", "aria-describedby": `${id}-text`, onclick: async () => {
+      const answer = getAnswer();
+      if (answer === undefined || answer === "") { verdict.textContent = "Give an answer first."; verdict.className = "verdict"; return; }
+      try {
+        const r = await api("/api/learn/check", { json: { id: q.id, answer: String(answer) } });
+        quizScore[q.id] = r.correct;
+        verdict.className = "verdict " + (r.correct ? "correct" : "wrong");
+        verdict.textContent = (r.correct ? "Correct. " : `Not quite: the answer is ${r.expected}. `) + r.explanation;
+        const right = Object.values(quizScore).filter(Boolean).length;
+        $("#quiz-score").textContent = `${right} of ${questions.length} correct`;
+      } catch (err) { verdict.textContent = err.message; }
+    } });
+    row.append(btn);
+    box.append(el("div", { class: "question", dataset: { qid: q.id } }, el("p", { id: `${id}-text` }, el("strong", { text: `Q${qi + 1}. ` }), q.question), row, verdict));
+  });
+};

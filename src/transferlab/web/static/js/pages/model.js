@@ -1,0 +1,116 @@
+// Model page: backbone choice, parameter totals and the clickable layer-group diagram.
+import { api } from "../lib/api.js";
+import { $, el, fmtInt, fmtShape, say, store } from "../lib/dom.js";
+import { loaders } from "../lib/router.js";
+import { state } from "../lib/state.js";
+
+export async function ensureModels() {
+  if (state.models.length) return;
+  state.models = await api("/api/models");
+  const sel = $("#backbone");
+  sel.replaceChildren(...state.models.map((m) => el("option", { value: m.name, text: `${m.name} — ${m.offline ? "weights offline ✓" : "architecture only (no offline weights)"}` })));
+  if (!state.models.some((m) => m.name === state.model)) state.model = state.models.find((m) => m.default)?.name || state.models[0].name;
+  sel.value = state.model;
+}
+loaders.model = async () => {
+  await ensureModels();
+  await loadSummary();
+};
+export function numClasses() {
+  return state.dataset ? state.dataset.classes.length : 4;
+}
+export const USES_SELECTION = ["finetune", "two-phase"];
+export function bodyNames() {
+  return state.summary ? state.summary.groups.slice(0, -1).map((g) => g.name) : [];
+}
+// What trains in the main phase of the chosen strategy: the diagram shows exactly this.
+function effective() {
+  const s = state.strategy;
+  if (s === "feature-extraction" || s === "gradual") return { train_top: 0 };
+  if (s === "full") return { train_top: null };
+  if (s === "auto") return { train_top: state.autoResolved ? state.autoResolved.train_top : 0 };
+  return state.sel.groups ? { train_groups: state.sel.groups } : { train_top: state.sel.top };
+}
+export async function loadSummary(force = false) {
+  const body = { model: state.model, num_classes: numClasses(), ...effective() };
+  const key = JSON.stringify(body);
+  if (!force && state.summary && key === state.summaryKey) return;
+  try {
+    state.summary = await api("/api/models/summary", { json: body });
+    state.summaryKey = key;
+    say("#model-msg", "");
+    renderSummary();
+  } catch (err) {
+    say("#model-msg", err.message);
+  }
+}
+function renderSummary() {
+  const s = state.summary;
+  const m = state.models.find((x) => x.name === state.model);
+  $("#backbone-note").textContent = s.architecture_only
+    ? "No pretrained weights on this machine: the diagram shows the architecture (random weights). Training it needs weights 'random' (from scratch)."
+    : `Pretrained weights available offline (${s.weights.source}: ${s.weights.detail}).`;
+  $("#backbone-note").className = "small" + (s.architecture_only ? " msg" : "");
+  if (m && m.hint && s.architecture_only) $("#backbone-note").textContent += ` Install: ${m.hint}`;
+  $("#totals").replaceChildren(
+    el("dt", { text: "total" }), el("dd", { text: fmtInt(s.counts.total), id: "total-params" }),
+    el("dt", { text: "trainable" }), el("dd", { text: fmtInt(s.counts.trainable), id: "trainable-params" }),
+    el("dt", { text: "frozen" }), el("dd", { text: fmtInt(s.counts.frozen), id: "frozen-params" }),
+    el("dt", { text: "head in → out" }), el("dd", { text: `${s.head_in_features} → ${s.head_out_features}` }),
+    el("dt", { text: "input" }), el("dd", { text: fmtShape(s.input_size) }));
+  $("#head-repr").textContent = s.head_repr;
+  $("#weights-label").textContent = s.architecture_only ? "Weights: random (architecture only)" : `Weights: ${s.weights.source} — ${s.weights.detail}`;
+  const trainableBody = s.groups.slice(0, -1).filter((g) => g.trainable_params > 0).map((g) => g.name);
+  $("#k-label").textContent = trainableBody.length ? trainableBody.join(", ") : "none (feature extraction)";
+  $("#strategy-line").textContent = `Strategy: ${state.strategy}` + (state.strategy === "gradual" ? " — starts with the head only and unfreezes groups from the top while training" : "");
+  const list = $("#groups");
+  list.replaceChildren();
+  s.groups.forEach((g, i) => {
+    const isHead = i === s.groups.length - 1;
+    const trainable = g.trainable_params > 0;
+    const types = Object.entries(g.layer_types).slice(0, 3).map(([t, n]) => `${n}× ${t}`).join(", ");
+    const action = isHead ? "the new head always trains" : trainable ? "press to freeze this group" : "press to unfreeze this group";
+    const btn = el("button", {
+      type: "button", class: `group-btn ${trainable ? "trainable" : "frozen"}${isHead ? " head" : ""}`,
+      "aria-pressed": trainable ? "false" : "true", "aria-disabled": isHead ? "true" : null,
+      "aria-label": `${g.name}: ${trainable ? "trainable" : "frozen"}, ${fmtInt(g.params)} parameters, output ${fmtShape(g.output_shape)}; ${action}`,
+      dataset: { group: g.name, index: i }, title: action,
+      onclick: () => toggleGroup(i),
+    },
+    el("span", { class: "gname", text: g.name }),
+    el("span", { class: "gstate", text: trainable ? "trainable" : "frozen" }),
+    el("span", { text: `${fmtInt(g.params)} params` }),
+    el("span", { text: `out ${fmtShape(g.output_shape)}` }),
+    el("span", { class: "muted", text: types }));
+    list.append(el("li", {}, btn));
+  });
+}
+function toggleGroup(index) {
+  const s = state.summary;
+  const names = bodyNames();
+  const n = names.length;
+  if (index >= n) {
+    say("#model-msg", "The new head is always trained: it starts from random weights.", "info");
+    return;
+  }
+  const trainable = new Set(s.groups.slice(0, -1).filter((g) => g.trainable_params > 0).map((g) => g.name));
+  const name = names[index];
+  const wasTrainable = trainable.has(name);
+  if (wasTrainable) trainable.delete(name); else trainable.add(name);
+  // A top block is "train_top K"; any other set is trained exactly (train_groups).
+  const k = trainable.size;
+  const contiguous = names.slice(n - k).every((x) => trainable.has(x));
+  state.sel = contiguous ? { top: k, groups: null } : { top: k, groups: names.filter((x) => trainable.has(x)) };
+  // The diagram decides what trains: switch to the preset that honours it.
+  if (!USES_SELECTION.includes(state.strategy)) state.strategy = k === 0 ? "feature-extraction" : "finetune";
+  else if (state.strategy === "finetune" && k === 0) state.strategy = "feature-extraction";
+  state.lrEdited = false;
+  say("#model-msg", `${wasTrainable ? "Froze" : "Unfroze"} ${name}. Strategy: ${state.strategy}.`, "info");
+  loadSummary().then(() => $(`#groups [data-index="${index}"]`)?.focus());
+}
+$("#backbone").addEventListener("change", async (ev) => {
+  state.model = ev.target.value;
+  store.set("model", state.model);
+  state.lrEdited = false;
+  await loadSummary();
+});
