@@ -405,11 +405,43 @@ def fair_main(args) -> int:
     return 0
 
 
+def render_logs(args) -> int:
+    """The report of ``--fair`` from the rows its processes printed (one JSON per line)."""
+    import statistics
+
+    rows, head = [], []
+    for log in args.render:
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and '"method"' in line:
+                rows.append(json.loads(line))
+            elif " — " in line and "load average at start" in line:
+                head.append(line)
+    labels = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = []
+    for label in labels:
+        n = {"food10": (300, 100)}.get(label.split()[0])
+        if n is None:  # magnetic_tile NxM: 80/20 of classes x per-class
+            classes, per = label.split()[1], label.split()[4]
+            total = int(classes) * int(per)
+            n = (total - total // 5, total // 5)
+        datasets.append((label, None, *n))
+    methods = [m for m in args.methods.split(",") if m]
+    info = {"load_end": load_average(), "line": "; ".join(head)}
+    done = {label: sorted({r["repeat"] for r in rows if r["dataset"] == label})
+            for label in labels}
+    text = fair_report(rows, datasets, methods, args, info, statistics)
+    text += ("\n\nRepeats completed per dataset: " + "; ".join(
+        f"{k}: {len(v)}" for k, v in done.items()) + ". Started: " + info["line"])
+    print(text)
+    record(args.record, "Fair CPU peers", text)
+    return 0
+
+
 def fair_report(rows, datasets, methods, args, info, statistics) -> str:
     def med(v):
         return statistics.median(v)
 
-    out = [f"{machine_line(info)}; load average at end {info['load_end']} (the machine is "
+    out = [f"{info.get('line') or machine_line(info)}; load average at end {info['load_end']} (the machine is "
            "shared by 6 engineers: every figure is under their load).", "",
            f"Command: `.venv/bin/python benchmarks/cpu_peers.py --fair --repeats "
            f"{args.repeats} --engine {args.engine}`. Every method is a cold process (imports, "
@@ -514,12 +546,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(FAIR_METHODS))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--engine", default="auto", help="our engine (--fair)")
+    p.add_argument("--render", nargs="+", type=Path, metavar="LOG",
+                   help="--fair: build the report from the JSON rows printed in these logs "
+                   "(e.g. runs split over two processes, or stopped before the end)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, args.data, args.work, args.engine)), flush=True)
         return 0
+    if args.render:
+        return render_logs(args)
     if args.fair:
         return fair_main(args)
 
