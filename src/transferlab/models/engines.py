@@ -210,6 +210,11 @@ def _ort_run(module: nn.Module, example: torch.Tensor, cache_dir) -> Callable:
     return run
 
 
+# ONNX Runtime sessions that passed the fp32 check, by export file (which names the weights,
+# the input size and the opset): a run's train and val extractions share one session.
+_CHECKED: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], str]] = {}
+
+
 def min_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """Smallest per-row cosine similarity between two outputs of the same batch."""
     a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
@@ -232,6 +237,12 @@ def build_engine(module: nn.Module, example: torch.Tensor, *, engine: str = "aut
     fp32 = _torch_run(module, device, bf16=False)
     if name == "torch":
         return Engine("torch", device, fp32, [f"engine torch ({why})"])
+    checked_key = None
+    if name == "onnxruntime":  # the same export checked earlier in this process (train, val)
+        checked_key = str(onnx_path(module, tuple(example.shape), cache_dir))
+        hit = _CHECKED.get(checked_key)
+        if hit is not None:
+            return Engine(name, device, hit[0], [hit[1]])
     try:
         run = (_torch_run(module, device, bf16=True) if name == "torch-bf16"
                else _ort_run(module, example, cache_dir))
@@ -243,8 +254,10 @@ def build_engine(module: nn.Module, example: torch.Tensor, *, engine: str = "aut
                 f"running PyTorch fp32")
     else:
         if cos >= MIN_COSINE:
-            return Engine(name, device, run,
-                          [f"engine {name} ({why}; cosine to fp32 {cos:.6f} on a real batch)"])
+            note = f"engine {name} ({why}; cosine to fp32 {cos:.6f} on a real batch)"
+            if checked_key is not None:
+                _CHECKED[checked_key] = (run, note)
+            return Engine(name, device, run, [note])
         note = (f"engine {name} not used: its output differs from fp32 PyTorch (cosine "
                 f"{cos:.6f} < {MIN_COSINE} on a real batch); running PyTorch fp32")
     if log is not None:
