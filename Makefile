@@ -6,27 +6,33 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-all lint install clean
 
+VENDOR := src/transferlab/web/static/vendor/lab-vendor.js
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[web,lab,export,track,dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+## The Lab's editor and terminal (CodeMirror, xterm.js) from npm, bundled by esbuild (needs node).
+$(VENDOR): frontend/package.json frontend/package-lock.json frontend/entry.js frontend/build.mjs
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+install: $(STAMP) $(VENDOR)
 
 ## Fine-tune the offline EfficientNet-Lite0 on the food photos shipped in the package (two-phase).
-demo: $(STAMP)
+demo: $(STAMP) $(VENDOR)
 	$(BIN)/transferlab train src/transferlab/sample_data/food4 --out runs
 
 ## The test suite (fast tests, browser tests when Chromium is installed); `make test-all` adds slow ones.
-test: $(STAMP)
+test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache frontend/node_modules src/transferlab/web/static/vendor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 # Tests never reach a hub: fail fast instead of retrying DNS for a minute.
@@ -27,6 +28,15 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("TRANSFERLAB_CACHE", None)
     else:
         os.environ["TRANSFERLAB_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _restore_signal_handlers():
+    """The CLI, called in-process, installs its own SIGINT/SIGTERM handlers: undo that."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")

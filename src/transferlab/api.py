@@ -24,6 +24,7 @@ from .finetune.param_groups import build_param_groups
 from .finetune.regularizers import L2SP
 from .finetune.schedules import Scheduler
 from .finetune.strategies import Phase, plan_phases
+from .inspect.calibration import BINNING, DEFAULT_BINS, fit_temperature, plot_reliability
 from .inspect.interpret import Evaluation, plot_confusion
 from .models.factory import TransferModel, create_model
 from .runs import new_run_dir, plot_curves, save_model, write_report
@@ -36,6 +37,8 @@ from .training.loop import Callback, Trainer, seed_everything
 
 LAST = Path("checkpoints") / "last.safetensors"
 FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
+# Settings a resumed run may change: where and how fast it runs, never what it computes.
+RESUME_OVERRIDES = frozenset({"device", "num_workers", "cache_dir"})
 
 
 @dataclass
@@ -46,10 +49,18 @@ class RunResult:
     history: list[dict]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # the untouched figure: the test split, used for nothing but this (None: no test split)
+    test_evaluation: Evaluation | None = None
+    calibration: dict = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
+        """Validation accuracy (it also chose the epoch; see ``test_evaluation``)."""
         return self.evaluation.accuracy
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return None if self.test_evaluation is None else self.test_evaluation.accuracy
 
 
 def resolve_device(device: str) -> torch.device:
@@ -252,7 +263,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     """Fine-tune ``cfg.model`` on ``cfg.data`` with ``cfg.strategy``; returns the result.
 
     ``fine_tune(data="photos/", strategy="feature-extraction")`` works too (keyword overrides).
-    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch.
+    ``resume=RUN_DIR`` continues an interrupted run from its last completed epoch; with it,
+    only the settings in ``RESUME_OVERRIDES`` may be overridden (others raise ``ValueError``).
+    A run that already completed is returned as it is, with a note saying so.
     ``on_start(run_dir)`` is called once the run folder exists (to tell the user where it is);
     ``log(message)`` hears about work done before it (auto's resolution search).
     """
@@ -260,7 +273,18 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     state = None
     if resume is not None:
         run_dir = Path(resume)
+        if cfg is not None:
+            raise ValueError(f"resume={run_dir} takes its settings from {run_dir / 'config.json'};"
+                             " pass no cfg with it")
+        refused = sorted(set(overrides) - RESUME_OVERRIDES)
+        if refused:
+            raise ValueError(
+                f"cannot change {', '.join(refused)} when resuming {run_dir}: the epochs already "
+                f"trained used the values in its config.json (a resumed run may change only "
+                f"{', '.join(sorted(RESUME_OVERRIDES))}); start a new run to train differently")
         cfg = TrainConfig.load(run_dir / "config.json")
+        if overrides:
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
         if (run_dir / LAST).is_file():
             state = load_run_state(run_dir)
     else:
@@ -276,7 +300,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
 
     require_trackers(cfg)  # fail before any work if a requested logger is not installed
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class)
+                         per_class=cfg.per_class, test_fraction=cfg.test_fraction)
     if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
         cfg = _resolve_auto(cfg, splits, device, log)
     seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
@@ -291,19 +315,25 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     if on_start is not None and distributed.is_main():
         on_start(run_dir)
+    phases = plan_phases(cfg, model.group_names)
+    # A finished run (its last phase checkpointed complete and its report written) is
+    # evaluated again in memory and returned as it is: nothing in its folder is rewritten.
+    completed = (state is not None and state["run"]["phase_complete"]
+                 and state["run"]["phase_index"] == len(phases) - 1
+                 and (run_dir / "report.md").is_file())
+    writes = distributed.is_main() and not completed
     data_info = {
         "root": str(splits.root), "layout": splits.layout, "classes": splits.classes,
         "train": len(splits.train), "val": len(splits.val),
         "test": len(splits.test) if splits.test else 0, "notes": splits.notes,
         "bad_files": [{"path": b.path, "reason": b.reason} for b in splits.bad_files],
     }
-    if distributed.is_main():
+    if writes:
         atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=1))
-    if splits.bad_files and distributed.is_main():
+    if splits.bad_files and writes:
         atomic_write_text(run_dir / "bad_files.txt",
                           "".join(f"{b.path}\t{b.reason}\n" for b in splits.bad_files))
 
-    phases = plan_phases(cfg, model.group_names)
     first, rows, phase_state = 0, [], None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -317,7 +347,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     cache: dict = {"log": log}  # fastpath reports each extraction's rates to ``log``
     from .training.tracking import trackers_from_config
 
-    trackers = trackers_from_config(cfg, run_dir, len(rows)) if distributed.is_main() else []
+    trackers = trackers_from_config(cfg, run_dir, len(rows)) if writes else []
     try:
         for index in range(first, len(phases)):
             trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
@@ -330,27 +360,109 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
             tracker.fail(exc)
         raise
 
-    model.eval()
-    eval_tf = build_transforms(model.data_config, train=False)
-    body_unchanged = all(p.head_only for p in phases) and "val" in cache
-    evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
-                                      features=cache["val"][0] if body_unchanged else None,
-                                      engine=cfg.engine, log=log)
-    summary = evaluation.summary()
+    evaluation, test_evaluation, calibration = evaluate_run(model, splits, cfg, phases,
+                                                           cache, device)
+    summary = evaluation_document(evaluation, test_evaluation, calibration)
     model.cpu()
     seconds = time.perf_counter() - start
-    if distributed.is_main():
+    notes = [*splits.notes, *(n for n in cfg.notes if n not in splits.notes)]  # engine, auto
+    if completed:
+        notes.append(f"{run_dir} had already completed: nothing was trained and no file in it "
+                     "changed (the accuracy above is its best model evaluated again)")
+    if writes:
         atomic_write_text(run_dir / "evaluation.json", json.dumps(summary, indent=1))
-        save_model(model, run_dir / "best.safetensors", extra={
-            "strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
-            "parameters": count_parameters(model), "run": run_dir.name})
+        atomic_write_text(run_dir / "predictions.json", json.dumps(
+            {"val": evaluation.predictions(),
+             "test": None if test_evaluation is None else test_evaluation.predictions()}))
+        extra = {"strategy": cfg.strategy, "val_accuracy": evaluation.accuracy,
+                 "parameters": count_parameters(model), "run": run_dir.name}
+        if test_evaluation is not None:
+            extra["test_accuracy"] = test_evaluation.accuracy
+        save_model(model, run_dir / "best.safetensors", extra=extra)
         plot_curves(rows, run_dir / "curves.png")
-        plot_confusion(evaluation, run_dir / "confusion.png")
+        plot_confusion(test_evaluation or evaluation, run_dir / "confusion.png",
+                       title=_confusion_title(test_evaluation or evaluation,
+                                              "test" if test_evaluation else "validation"))
+        judged = test_evaluation or evaluation
+        plot_reliability(judged.probs, judged.labels, run_dir / "reliability.png",
+                         before=judged.raw_logits.softmax(1),
+                         title=f"reliability on {calibration['measured_on']} "
+                         f"({len(judged.labels)} images, T={calibration['temperature']:.2f})")
         write_report(run_dir, config=cfg.to_dict(), data=data_info, rows=rows,
                      evaluation=summary, model_info=model.describe(), seconds=seconds)
         for tracker in trackers:
             tracker.finish(summary, run_dir)
     distributed.barrier()
-    notes = [*splits.notes, *(n for n in cfg.notes if n not in splits.notes)]  # engine, auto
-    return RunResult(run_dir, model, evaluation, rows, seconds, notes=notes)
+    return RunResult(run_dir, model, evaluation, rows, seconds, notes=notes,
+                     test_evaluation=test_evaluation, calibration=calibration)
 
+
+def _confusion_title(ev: Evaluation, split: str) -> str:
+    lo, hi = ev.accuracy_interval()
+    return f"{split} accuracy {ev.accuracy:.3f} [{lo:.3f}, {hi:.3f}] on {len(ev.labels)} images"
+
+
+def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Phase],
+                 cache: dict, device: torch.device
+                 ) -> tuple[Evaluation, Evaluation | None, dict]:
+    """Validation and test evaluations of the trained model, and its temperature.
+
+    The validation split already chose the epoch; it also fits the temperature
+    (``model.temperature`` is set here). The test split is touched only now, once, for
+    figures: nothing is chosen on it. Calibration is judged on test (val when there is none,
+    which the returned dict says).
+    """
+    model.eval()
+    eval_tf = build_transforms(model.data_config, train=False)
+    body_unchanged = all(p.head_only for p in phases) and "val" in cache
+    model.temperature = 1.0
+    evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
+                                      features=cache["val"][0] if body_unchanged else None,
+                                      engine=cfg.engine, log=cache.get("log"))
+    temperature = fit_temperature(evaluation.raw_logits, evaluation.labels)
+    model.temperature = temperature
+    evaluation = evaluation.with_temperature(temperature)
+    test_evaluation = None
+    if splits.test:
+        features = None
+        if body_unchanged:  # the frozen body's test features (disk cache: once per dataset)
+            features, _, _ = distributed.cached_features(model, splits.test, eval_tf,
+                                                         cache_dir=cfg.cache_dir or None,
+                                                         device=device, engine=cfg.engine)
+        test_evaluation = distributed.evaluate(model, splits.test, eval_tf, device=device,
+                                               features=features, engine=cfg.engine,
+                                               log=cache.get("log"))
+    judged = test_evaluation or evaluation
+    calibration = {
+        "method": "temperature scaling (one parameter, fitted on the validation split by NLL)",
+        "temperature": temperature,
+        "fitted_on": f"val ({len(evaluation.labels)} images)",
+        "measured_on": "test" if test_evaluation is not None else "val",
+        "images": len(judged.labels),
+        "binning": BINNING.format(bins=DEFAULT_BINS),
+        "ece_before": judged.ece(temperature=1.0),
+        "ece_after": judged.ece(),
+    }
+    if test_evaluation is None:
+        calibration["note"] = ("no test split: fitted and measured on the same validation "
+                               "images, so the after figure is optimistic")
+    return evaluation, test_evaluation, calibration
+
+
+def evaluation_document(evaluation: Evaluation, test: Evaluation | None,
+                        calibration: dict) -> dict:
+    """evaluation.json: validation figures at the top (as before), the test split's under
+    ``test``, calibration, and a plain note on which figure can be trusted."""
+    doc = evaluation.summary()
+    doc["split"] = "val"
+    if test is not None:
+        doc["note"] = ("the validation split chose the epoch (early stopping on its loss) and "
+                       "the temperature; the test split was used for nothing else: its "
+                       "figures are the untouched ones")
+    else:
+        doc["note"] = ("no test split: the validation figure also chose the epoch (early "
+                       "stopping on its loss) and the temperature, so it is optimistic; "
+                       "--holdout-test FRACTION sets an untouched test split aside")
+    doc["test"] = None if test is None else {**test.summary(), "split": "test"}
+    doc["calibration"] = calibration
+    return doc

@@ -49,6 +49,8 @@ class TrainConfig:
     bn_policy: str = DEFAULT_BN_POLICY  # eval | freeze | train (transferlab.models.batchnorm)
     per_class: int | None = None
     val_fraction: float = 0.2
+    # hold out this fraction of the training images as a test split (no test folder)
+    test_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
@@ -84,6 +86,9 @@ class TrainConfig:
             raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction (--holdout-test) must be in [0, 1), "
+                             f"got {self.test_fraction}")
         if self.feature_views < 0:
             raise ValueError(f"feature_views must be >= 0, got {self.feature_views}")
         if self.augment not in {"auto", "none", "standard", "strong"}:

@@ -9,8 +9,9 @@ runs/<time>-<model>-<strategy>/
   events.jsonl           live event feed
   checkpoints/last.*     resumable state (safetensors + json)
   best.safetensors/.json best weights + sidecar (backbone, weights, classes, preprocessing)
-  evaluation.json        accuracy, per-class accuracy, confusion, worst errors
-  curves.png, confusion.png, report.md
+  evaluation.json        val (and test) accuracy with 95 % Wilson intervals, per-class
+                         accuracy, confusion, worst errors, ECE before/after temperature
+  curves.png, confusion.png, reliability.png, report.md
 ```
 """
 
@@ -110,6 +111,30 @@ def plot_curves(rows: list[dict], path: str | Path) -> Path | None:
     return Path(path)
 
 
+def _figure(name: str, doc: dict) -> str:
+    lo, hi = doc.get("accuracy_interval") or (float("nan"), float("nan"))
+    return (f"{name} accuracy **{doc['accuracy']:.4f}** [{lo:.3f}, {hi:.3f}] (balanced "
+            f"{doc['balanced_accuracy']:.4f}), loss {doc['loss']:.4f} on "
+            f"{doc['num_images']} images")
+
+
+def result_lines(evaluation: dict) -> list[str]:
+    """The headline of evaluation.json in words: test (untouched) first when there is one,
+    every accuracy with its 95 % interval, and which figure chose the epoch."""
+    test = evaluation.get("test")
+    lines = []
+    if test:
+        lines += [f"- {_figure('test', test)} — untouched: used for nothing else."]
+    lines += [f"- {_figure('validation', evaluation)} — "
+              + ("chose the epoch and the temperature." if test else
+                 "**optimistic**: these images also chose the epoch and the temperature "
+                 "(no test split; `--holdout-test FRACTION` sets one aside).")]
+    lines += [f"- intervals: {evaluation.get('interval', '95 % interval')} on the number of "
+              "images; compare two runs on the same images with a paired test "
+              "(McNemar), not by overlapping intervals."]
+    return lines
+
+
 def write_report(run_dir: Path, *, config: dict, data: dict, rows: list[dict], evaluation: dict,
                  model_info: dict, seconds: float) -> Path:
     lines = [
@@ -127,14 +152,28 @@ def write_report(run_dir: Path, *, config: dict, data: dict, rows: list[dict], e
         "",
         "## Result",
         "",
-        f"validation accuracy **{evaluation['accuracy']:.4f}** (balanced "
-        f"{evaluation['balanced_accuracy']:.4f}), loss {evaluation['loss']:.4f} on "
-        f"{evaluation['num_images']} images.",
+        *result_lines(evaluation),
         "",
-        "| class | accuracy |",
-        "|---|---|",
     ]
-    lines += [f"| {c} | {a:.3f} |" for c, a in evaluation["per_class_accuracy"].items()]
+    test = evaluation.get("test")
+    per_class = evaluation["per_class_accuracy"]
+    if test:
+        lines += ["| class | val accuracy | test accuracy | test images |", "|---|---|---|---|"]
+        lines += [f"| {c} | {a:.3f} | {test['per_class_accuracy'].get(c, float('nan')):.3f} | "
+                  f"{(test.get('per_class_images') or {}).get(c, '')} |"
+                  for c, a in per_class.items()]
+    else:
+        lines += ["| class | val accuracy |", "|---|---|"]
+        lines += [f"| {c} | {a:.3f} |" for c, a in per_class.items()]
+    cal = evaluation.get("calibration")
+    if cal:
+        lines += ["", "## Calibration", "",
+                  f"Temperature scaling fitted on {cal['fitted_on']}: T = "
+                  f"{cal['temperature']:.3f}. Expected calibration error on "
+                  f"{cal['measured_on']} ({cal['images']} images; {cal['binning']}): "
+                  f"{cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after."
+                  + (f" {cal['note']}." if cal.get("note") else ""),
+                  "", "![reliability](reliability.png)"]
     lines += ["", "## Epochs", "",
               "| phase | epoch | train loss | val loss | val acc | img/s | s |",
               "|---|---|---|---|---|---|---|"]

@@ -1,6 +1,7 @@
 """The command line end to end on a tiny real subset."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,10 +15,15 @@ def test_train_evaluate_predict(tiny_data, tmp_path, capsys):
                  "--out", str(tmp_path), "--name", "fe", "--batch-size", "8"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "validation accuracy:" in out and "run folder:" in out
+    assert "run folder:" in out
+    # every accuracy with its 95 % interval and the number of images it rests on; without a
+    # test split the validation figure is called optimistic
+    assert re.search(r"validation accuracy 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\] on 12 images "
+                     r"\(balanced 0\.\d{3}; optimistic", out), out
     run = tmp_path / "fe"
     for name in ("config.json", "data.json", "metrics.csv", "metrics.json", "best.safetensors",
                  "best.json", "curves.png", "confusion.png", "report.md", "evaluation.json",
+                 "reliability.png",
                  "events.jsonl", "checkpoints/last.safetensors"):
         assert (run / name).is_file(), name
     sidecar = json.loads((run / "best.json").read_text())

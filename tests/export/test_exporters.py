@@ -33,7 +33,8 @@ def _batch(model, paths) -> torch.Tensor:
 
 @torch.inference_mode()
 def _torch_logits(model, x: torch.Tensor) -> np.ndarray:
-    return model.eval()(x).numpy()
+    """Calibrated logits: what the exported graphs output (the temperature folded in)."""
+    return (model.eval()(x) / model.temperature).numpy()
 
 
 def _ort(path: Path, x: np.ndarray) -> np.ndarray:
@@ -59,6 +60,12 @@ def test_onnx_parity_efficientnet_lite0(trained_run, tmp_path):
     spec = json.loads(result.preprocessing_path.read_text())
     assert spec["classes"] == model.classes
     assert spec["model_file"] == "model.onnx" and spec["onnx"]["opset"] == 18
+    # the run's fitted temperature is in the graph (and said so), not left for the caller
+    assert model.temperature != 1.0 and spec["temperature"] == model.temperature
+    assert "already divided by temperature" in spec["output"]
+    with torch.inference_mode():
+        raw = model(x).numpy()
+    assert np.abs(got - raw).max() > 1e-3
 
 
 def test_onnx_parity_resnet18_and_legacy_exporter(tmp_path):

@@ -164,3 +164,20 @@ def test_cli_predict_food10_val(shared_data, tmp_path, capsys):
     assert "500 images, 0 failed, accuracy" in captured.out
     rows = _read_csv(out)
     _check_against_evaluate(load_model(tmp_path / "model.safetensors"), folder, rows)
+
+
+def test_predictions_use_the_runs_temperature(trained_run):
+    """predict, batch predict and the web read probabilities as softmax(logits / T)."""
+    model = load_model(trained_run)
+    assert model.temperature != 1.0  # fitted on the validation split when the run ended
+    photos = sorted((SAMPLE / "val" / "bibimbap").iterdir())[:3]
+    probs, errors = predict_probs(model, photos)
+    assert not any(errors)
+    x = torch.stack([build_transforms(model.data_config, train=False)(
+        __import__("transferlab.data", fromlist=["load_rgb"]).load_rgb(p)) for p in photos])
+    with torch.inference_mode():
+        logits = model.eval()(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(probs, (logits / model.temperature).softmax(1), atol=1e-5)
+    assert not torch.allclose(probs, logits.softmax(1), atol=1e-3)
+    top = predict_images(model, photos[:1], topk=1)[0]["top"][0]["prob"]
+    assert top == pytest.approx(float(probs[0].max()), abs=1e-5)

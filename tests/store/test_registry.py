@@ -123,6 +123,27 @@ def test_compare_runs(tmp_path):
                                          "c": {"a": None, "b": 0.8}}
     with pytest.raises(RegistryError):
         reg.compare_runs("a", "zzz")
+    assert doc["paired"] is None  # no per-image predictions: no paired test
+
+
+def test_compare_runs_pairs_the_same_images(tmp_path):
+    """McNemar on the images both runs were measured on, test split first."""
+    runs = tmp_path / "runs"
+    paths = [f"img{i}.jpg" for i in range(30)]
+    labels = [i % 3 for i in range(30)]
+    # a wrong on images 0-9, b wrong on 0-1 only: 8 discordant images, all for b
+    preds_a = [(y + 1) % 3 if i < 10 else y for i, y in enumerate(labels)]
+    preds_b = [(y + 1) % 3 if i < 2 else y for i, y in enumerate(labels)]
+    for name, preds in (("a", preds_a), ("b", preds_b)):
+        _fake_run(runs / name, accuracy=0.5)
+        split = {"classes": ["x", "y", "z"], "paths": paths, "labels": labels, "preds": preds}
+        val = {**split, "preds": labels}  # both perfect on val: the test split must be used
+        (runs / name / "predictions.json").write_text(json.dumps({"val": val, "test": split}))
+    reg = RunRegistry(tmp_path / "r.sqlite")
+    reg.sync_folder(runs)
+    paired = reg.compare_runs("a", "b")["paired"]
+    assert paired["split"] == "test" and (paired["a_only"], paired["b_only"]) == (0, 8)
+    assert paired["p_value"] == pytest.approx(2 / 2**8)  # exact: 2 * 0.5**8
 
 
 def test_sweeps_and_their_runs(tmp_path):

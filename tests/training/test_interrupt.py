@@ -25,7 +25,7 @@ def _wait_for(path: Path, predicate, proc, timeout=180.0):
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if path.is_file():
-            events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            events = _events(path)
             if predicate(events):
                 return events
         if proc.poll() is not None:
@@ -62,11 +62,39 @@ def test_sigkill_mid_epoch_then_resume_matches(tiny_data, tmp_path):
     assert [k for k in a if not (a[k] == b[k]).all()] == []
 
 
-def test_sigint_keeps_the_last_epoch_and_says_how_to_resume(tiny_data, tmp_path):
-    proc = _cli("train", str(tiny_data), *ARGS, "--out", str(tmp_path), "--name", "int")
-    _wait_for(tmp_path / "int" / "events.jsonl", _mid_second_epoch, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# 40 epochs, the signal comes in the second: the run cannot end before it arrives.
+LONG = [a if a != "3" else "40" for a in ARGS]
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_sigint_keeps_the_last_epoch_and_says_how_to_resume(tiny_data, tmp_path, inherited):
+    # "ignored": started like a background job of a non-interactive shell, which inherits
+    # SIGINT ignored; the CLI must reinstate it.
+    proc = _cli("train", str(tiny_data), *LONG, "--out", str(tmp_path), "--name", "int",
+                preexec_fn=_ignore_sigint if inherited == "ignored" else None)
+    try:
+        # inside epoch 2: epoch 1's checkpoint is written
+        _wait_for(tmp_path / "int" / "events.jsonl",
+                  lambda events: any(e["event"] == "batch_end" and e["epoch"] == 2
+                                     for e in events), proc)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # the signal was lost: do not leave the run behind
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
     assert "--resume" in err and str(tmp_path / "int") in err
     assert (tmp_path / "int" / "checkpoints" / "last.safetensors").is_file()
+    assert not (tmp_path / "int" / "best.safetensors").exists()
+    ends = [e for e in _events(tmp_path / "int" / "events.jsonl") if e["event"] == "epoch_end"]
+    assert 1 <= len(ends) < 40
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -45,6 +45,8 @@ def test_index_and_assets_are_local(client):
     assert len(files) > 10
     for path in files:  # no CDN: nothing is loaded from another origin
         text = path.read_text(encoding="utf-8")
+        if path.suffix == ".css":  # comments load nothing (xterm.css credits its origins there)
+            text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
         assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), path.name
         assert not re.search(r"""\bfrom\s+["'](https?:)?//""", text), path.name  # module imports
         urls = set(re.findall(r"https?://[^\s\"'`)]+", text))

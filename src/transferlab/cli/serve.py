@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  data root {data_root.resolve()}  runs root {Path(args.runs_root).resolve()}",
           flush=True)
     lab = app.state.lab
-    print(f"  Lab (Python code in the page, run as {os.environ.get('USER', 'this user')} on this "
+    print(f"  Lab (Python code in the page, run as {getpass.getuser()} on this "
           f"machine): {'on' if lab['enabled'] else 'off'}"
           + ("" if lab["enabled"] or not token else " (add --allow-code to turn it on)"),
           flush=True)

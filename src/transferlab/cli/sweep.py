@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
+from ._signals import interruptible
 from .train import add_train_arguments, config_from_args
 
 
@@ -35,9 +35,12 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="number of seeds (3 = seeds 0,1,2) or a list like 0,5,7")
     p.add_argument("--name", help="sweep folder name under --out (default: time-kind); "
                    "rerunning with the same name resumes")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "balanced_accuracy"],
+    p.add_argument("--metric", default="accuracy",
+                   choices=["accuracy", "balanced_accuracy", "test_accuracy",
+                            "test_balanced_accuracy"],
                    help="metric for the plot and the noise verdicts (balanced_accuracy for "
-                   "imbalanced data)")
+                   "imbalanced data; test_* needs a test split: a test folder or "
+                   "--holdout-test)")
     p.add_argument("--image-size", type=int, help="square input resolution (default: the "
                    "backbone's own); lower is faster on CPU")
     _add_ray_arguments(p)
@@ -70,7 +73,7 @@ def _log(message: str) -> None:
 
 def _run(args: argparse.Namespace, start) -> int:
     """Run ``start(backend)``; print the table, the files and how to resume if cut short."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interruptible()
     backend = _backend(args)
     try:
         result = start(backend)

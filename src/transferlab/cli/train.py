@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
 from ..catalog import BN_POLICIES, DEFAULT_BN_POLICY, DEFAULT_MODEL, ENGINES
 from ..config import STRATEGIES, TrainConfig
+from ._signals import interruptible
 
 
 def _floats(text: str) -> list[float]:
@@ -65,6 +65,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-class", type=int, help="use at most N training images per class")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="held-out fraction when the folder has no val split")
+    p.add_argument("--holdout-test", dest="test_fraction", type=float, default=0.0,
+                   metavar="FRACTION",
+                   help="hold out this fraction of the training images (stratified, seeded) "
+                   "as a test split used for nothing but the final figure (datasets "
+                   "without a test folder)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", dest="num_workers", type=int, default=0,
@@ -144,8 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.name:
             cfg.name = args.name
         kwargs = {"cfg": cfg}
-    # SIGTERM behaves like Ctrl-C: the last completed epoch is already checkpointed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGINT and SIGTERM stop at the last completed epoch, even when SIGINT came in ignored.
+    interruptible()
     started: list[Path] = []
 
     def announce(run_dir: Path) -> None:
@@ -158,8 +163,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if not started:
             raise
-        print(f"interrupted: the last completed epoch is saved in {started[0]}; continue with "
-              f"`transferlab train --resume {started[0]}`", file=sys.stderr)
+        saved = (started[0] / "checkpoints" / "last.safetensors").is_file()
+        print(f"interrupted: {'the last completed epoch is saved in' if saved else 'no epoch had ended yet in'}"
+              f" {started[0]}; continue with `transferlab train --resume {started[0]}`",
+              file=sys.stderr)
         return 130
     from ..training.distributed import is_main
 
@@ -167,11 +174,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     for note in result.notes:
         print(f"note: {note}")
-    ev = result.evaluation
-    print(f"validation accuracy: {ev.accuracy:.4f} (balanced {ev.balanced_accuracy:.4f}) "
-          f"on {len(ev.labels)} images in {result.seconds:.1f} s")
+    for line in summary_lines(result):
+        print(line)
     print(f"run folder: {result.run_dir}")
     return 0
+
+
+def summary_lines(result) -> list[str]:
+    """``test accuracy 0.901 [0.868, 0.927] on 372 images``: every figure with its interval,
+    and the validation one marked for what it is."""
+    from ..inspect.intervals import format_accuracy
+
+    ev, test = result.evaluation, result.test_evaluation
+    lines = []
+    if test is not None:
+        figure = format_accuracy(test.accuracy, test.accuracy_interval(), len(test.labels))
+        lines.append(f"test accuracy {figure} "
+                     f"(balanced {test.balanced_accuracy:.3f}; untouched)")
+    val = format_accuracy(ev.accuracy, ev.accuracy_interval(), len(ev.labels))
+    lines.append(f"validation accuracy {val} (balanced {ev.balanced_accuracy:.3f}; "
+                 + ("chose the epoch)" if test is not None else
+                    "optimistic: it also chose the epoch; --holdout-test 0.2 sets a test "
+                    "split aside)"))
+    cal = result.calibration
+    if cal:
+        lines.append(f"calibration on {cal['measured_on']}: ECE {cal['ece_before']:.3f} -> "
+                     f"{cal['ece_after']:.3f} with temperature {cal['temperature']:.2f}")
+    lines.append(f"wall time {result.seconds:.1f} s")
+    return lines
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -189,8 +219,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False),
                         engine=args.engine, log=lambda m: print(m, file=sys.stderr))
     summary = ev.summary()
-    print(f"accuracy {ev.accuracy:.4f}  balanced {ev.balanced_accuracy:.4f}  "
-          f"loss {ev.loss:.4f}  images {len(samples)}")
+    from ..inspect.intervals import format_accuracy
+
+    print(f"accuracy {format_accuracy(ev.accuracy, ev.accuracy_interval(), len(samples))}  "
+          f"balanced {ev.balanced_accuracy:.4f}  loss {ev.loss:.4f}  "
+          f"ECE {ev.ece():.4f} (temperature {ev.temperature:.2f})")
     width = max(len(c) for c in ev.classes)
     print("per-class accuracy:")
     for c, a in summary["per_class_accuracy"].items():

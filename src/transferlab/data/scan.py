@@ -396,12 +396,14 @@ def _shuffled(items: list[Sample], seed: int, label: int, purpose: str) -> list[
 
 
 def stratified_split(
-    samples: Sequence[Sample], val_fraction: float, seed: int
+    samples: Sequence[Sample], val_fraction: float, seed: int, purpose: str = "split"
 ) -> tuple[list[Sample], list[Sample]]:
     """Split each class in the same proportion, deterministically for *seed*.
 
     Every class gets at least one validation and one training image, so per-class metrics
     exist even for rare classes; a class with a single image is therefore an error.
+    *purpose* keys the shuffle, so a test split (``"test"``) is drawn independently of the
+    validation split.
     """
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
@@ -414,7 +416,7 @@ def stratified_split(
                 "at least 2 are needed to split it into train and val"
             )
         n_val = min(max(1, round(len(items) * val_fraction)), len(items) - 1)
-        order = _shuffled(items, seed, label, "split")
+        order = _shuffled(items, seed, label, purpose)
         val.extend(order[:n_val])
         train.extend(order[n_val:])
     return sorted(train), sorted(val)
@@ -466,6 +468,7 @@ def load_splits(
     seed: int = 0,
     per_class: int | None = None,
     validate: bool = True,
+    test_fraction: float = 0.0,
 ) -> DatasetSplits:
     """Load a dataset in either supported layout and return train/val(/test) samples.
 
@@ -475,6 +478,10 @@ def load_splits(
 
     The class list comes from train and is enforced on val/test.  *per_class* limits only
     the training split (nested across sizes, see :func:`per_class_subset`).
+
+    *test_fraction* > 0 sets a stratified, seeded test split aside from the training images
+    (before *per_class*, so the test images do not change with it) for a dataset without a
+    test folder; with a test folder it is an error (the folder already is the test split).
     """
     root_path = Path(root).expanduser().absolute()
     if not root_path.exists():
@@ -485,6 +492,8 @@ def load_splits(
         raise DataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     if per_class is not None and per_class < 1:
         raise DataError(f"per_class must be at least 1, got {per_class}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
 
     notes: list[str] = []
     splits = _find_split_dirs(root_path)
@@ -535,6 +544,23 @@ def load_splits(
             f"(stratified, val_fraction={val_fraction}, seed={seed})"
         )
 
+    if test_fraction > 0:
+        if test is not None:
+            raise DataError(
+                f"{root_path} already has a test folder ({len(test)} images); "
+                "drop --holdout-test (test_fraction) to use it"
+            )
+        too_few = [classes[label] for label, items in _by_class(train).items() if len(items) < 2]
+        if too_few:
+            raise DataError(
+                f"class '{too_few[0]}' has fewer than 2 training images: cannot hold out a "
+                "test image and keep a training one"
+            )
+        train, test = stratified_split(train, test_fraction, seed, purpose="test")
+        notes.append(
+            f"held out {len(test)} training images as the test split "
+            f"(stratified, test_fraction={test_fraction}, seed={seed})"
+        )
     if per_class is not None:
         train, clipped = per_class_subset(train, per_class, seed)
         for label, available in clipped.items():

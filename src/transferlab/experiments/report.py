@@ -17,7 +17,10 @@ from ..training.checkpoint import atomic_write_text
 from .stats import compare, summarize
 
 METRICS = ("accuracy", "balanced_accuracy")
-_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
+# on the untouched test split, when the data has one (--holdout-test or a test folder)
+TEST_METRICS = ("test_accuracy", "test_balanced_accuracy")
+_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+           "test_accuracy": "test accuracy", "test_balanced_accuracy": "test balanced accuracy"}
 _GROUP_BY = {"data-size": ("arm", "size"), "freeze-depth": ("arm", "depth"),
              "position": ("arm", "group"), "compare": ("arm",)}
 _TITLES = {"data-size": "Data size: transfer against scratch",
@@ -44,7 +47,8 @@ def aggregate(rows: list[dict], kind: str) -> list[dict]:
             entry["depth"] = rs[0].get("depth")
         entry["n"] = len(rs)
         entry["seeds"] = sorted(r["seed"] for r in rs)
-        for m in METRICS:
+        tested = all(r.get("test_accuracy") is not None for r in rs)
+        for m in METRICS + (TEST_METRICS if tested else ()):
             s = summarize([r[m] for r in rs])
             entry.update({f"{m}_mean": s.mean, f"{m}_ci_low": s.ci_low,
                           f"{m}_ci_high": s.ci_high, f"{m}_min": s.min, f"{m}_max": s.max,
@@ -74,6 +78,9 @@ def _label(entry: dict, kind: str) -> str:
 def comparisons(rows: list[dict], table: list[dict], kind: str, metric: str) -> list[dict]:
     """The comparisons worth reading for each kind of sweep, with a noise verdict each."""
     keys = _GROUP_BY[kind]
+    if any(f"{metric}_mean" not in e for e in table):
+        raise ValueError(f"metric {metric!r} needs a test split in every trial: give the data "
+                         "a test folder or use --holdout-test FRACTION")
 
     def values(entry: dict) -> list[float]:
         return [r[metric] for r in rows if all(r.get(k) == entry[k] for k in keys)]
@@ -122,11 +129,12 @@ _TABLE_COLUMNS = ("arm", "size", "depth", "group", "strategy", "n", "accuracy_me
                   "accuracy_ci_low", "accuracy_ci_high", "accuracy_min", "accuracy_max",
                   "balanced_accuracy_mean", "balanced_accuracy_ci_low",
                   "balanced_accuracy_ci_high", "balanced_accuracy_min",
-                  "balanced_accuracy_max", "val_loss_mean", "trainable_params_mean",
+                  "balanced_accuracy_max", "test_accuracy_mean", "test_accuracy_ci_low",
+                  "test_accuracy_ci_high", "test_balanced_accuracy_mean", "val_loss_mean", "trainable_params_mean",
                   "seconds_per_epoch_mean", "images_per_s_mean", "seconds_mean",
                   "per_class_used_mean", "epochs_mean")
 _ROW_COLUMNS = ("key", "arm", "size", "depth", "group", "seed", "strategy", "accuracy",
-                "balanced_accuracy", "val_loss", "trainable_params", "total_params", "epochs",
+                "balanced_accuracy", "test_accuracy", "test_balanced_accuracy", "val_loss", "trainable_params", "total_params", "epochs",
                 "seconds", "seconds_per_epoch", "images_per_s", "train_images",
                 "per_class_used", "val_images", "run_dir")
 

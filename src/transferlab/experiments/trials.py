@@ -16,7 +16,7 @@ from ..config import TrainConfig
 
 ROW_FIELDS = (
     "key", "arm", "size", "depth", "group", "seed", "strategy", "accuracy",
-    "balanced_accuracy", "val_loss", "trainable_params", "total_params", "epochs",
+    "balanced_accuracy", "test_accuracy", "test_balanced_accuracy", "test_images", "val_loss", "trainable_params", "total_params", "epochs",
     "seconds", "seconds_per_epoch", "images_per_s", "train_images", "per_class_used",
     "val_images", "run_dir", "notes",
 )
@@ -86,7 +86,7 @@ def run_trial(trial: Trial, runs_dir: str | Path) -> dict:
         cfg = TrainConfig.from_dict({**trial.config.to_dict(), "out": str(runs_dir),
                                      "name": trial.key})
         result = fine_tune(cfg, progress=False)
-    ev = result.evaluation
+    ev, test = result.evaluation, result.test_evaluation
     params = count_parameters(result.model)
     data = json.loads((result.run_dir / "data.json").read_text(encoding="utf-8"))
     resolved = json.loads((result.run_dir / "config.json").read_text(encoding="utf-8"))
@@ -100,6 +100,10 @@ def run_trial(trial: Trial, runs_dir: str | Path) -> dict:
         "key": trial.key, "arm": trial.arm, "size": trial.size, "depth": trial.depth,
         "group": trial.group, "seed": trial.seed, "strategy": resolved["strategy"],
         "accuracy": ev.accuracy, "balanced_accuracy": ev.balanced_accuracy,
+        # the untouched figure (None without a test split)
+        "test_accuracy": None if test is None else test.accuracy,
+        "test_balanced_accuracy": None if test is None else test.balanced_accuracy,
+        "test_images": None if test is None else len(test.labels),
         "val_loss": ev.loss, "trainable_params": params["trainable"],
         "total_params": params["total"], "epochs": len(result.history),
         "seconds": result.seconds,

@@ -15,7 +15,12 @@ ONNX uses PyTorch's ``torch.export``-based exporter (the default since PyTorch 2
 ``onnxscript`` package) at opset 18; ``exporter="legacy"`` selects the TorchScript-based one,
 which PyTorch deprecates. Both handle timm's ``Conv2dSame`` (TensorFlow "same" padding in
 EfficientNet-Lite): the input size is fixed at export, so its padding is a constant.
-Outputs are logits; apply softmax for probabilities.
+Outputs are logits; apply softmax for probabilities. A run's fitted temperature T
+(temperature scaling, :mod:`transferlab.inspect.calibration`) is folded into the ONNX and
+TorchScript graphs (their output is ``logits / T``, so softmax of it gives the calibrated
+probabilities) and recorded in ``preprocessing.json`` as ``temperature`` (already applied);
+a safetensors export keeps it in ``model.json``, where :func:`transferlab.runs.load_model`
+reads it.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def preprocessing_spec(model: TransferModel, model_file: str | None = None) -> d
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
         "output": "logits, shape (batch, classes): apply softmax for probabilities",
+        "temperature": float(getattr(model, "temperature", 1.0)),
         "input_size": [3, height, width],
         "layout": "NCHW float32, RGB",
         "color": "RGB (convert grayscale / RGBA / CMYK to RGB first)",
@@ -92,9 +98,24 @@ def _load(source: str | Path | TransferModel) -> tuple[TransferModel, Path | Non
     return load_model(path), path if path.is_dir() else path.parent
 
 
+class _Temperature(nn.Module):
+    """``logits / T``: temperature scaling as part of the graph."""
+
+    def __init__(self, temperature: float) -> None:
+        super().__init__()
+        self.register_buffer("inverse", torch.tensor(1.0 / temperature))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.inverse
+
+
 def _plain(model: TransferModel) -> nn.Module:
-    """The network only (body then head): no Python-side metadata for exporters to trip on."""
-    return nn.Sequential(model.body, model.head).eval()
+    """The network only (body, head, then the run's temperature): no Python-side metadata
+    for exporters to trip on."""
+    temperature = float(getattr(model, "temperature", 1.0))
+    parts = [model.body, model.head] + ([_Temperature(temperature)] if temperature != 1.0
+                                        else [])
+    return nn.Sequential(*parts).eval()
 
 
 def _export_onnx(model: TransferModel, path: Path, *, opset: int, exporter: str) -> None:
@@ -162,6 +183,12 @@ def export_model(source: str | Path | TransferModel, format: str = "onnx", out: 
     model = model.cpu().eval()
     model_path = out / FILES[format]
     spec = preprocessing_spec(model, model_path.name)
+    if format in {"onnx", "torchscript"}:
+        spec["output"] = ("calibrated logits (already divided by temperature), shape "
+                          "(batch, classes): apply softmax for probabilities")
+    else:
+        spec["output"] = ("logits, shape (batch, classes): divide by temperature, then apply "
+                          "softmax for calibrated probabilities")
     if format == "onnx":
         _export_onnx(model, model_path, opset=opset, exporter=exporter)
         spec["onnx"] = {"opset": opset, "exporter": exporter, "dynamic_axes": {"batch": 0}}

@@ -79,8 +79,10 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
                   ) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities ``(N, C)`` for ``paths`` and one error string per path ("" if ok).
 
-    Rows of unreadable images are NaN. ``engine`` runs the model
-    (:mod:`transferlab.models.engines`); the engine is built once per loaded model.
+    Rows of unreadable images are NaN. The probabilities are ``softmax(logits / T)`` with
+    the run's fitted temperature T (``model.temperature``; 1 for runs that have none).
+    ``engine`` runs the model (:mod:`transferlab.models.engines`); the engine is built once
+    per loaded model.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -96,6 +98,7 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     n_classes = len(_class_names(model))
+    temperature = float(getattr(model, "temperature", 1.0))
     probs = torch.full((len(paths), n_classes), float("nan"))
     errors = [""] * len(paths)
     loader = DataLoader(_Images(paths, tf, tuple(cfg["input_size"]), draft_side),
@@ -109,7 +112,7 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
         if ok.any():
             x = x[ok].to(device, non_blocking=True)
             run = engine_for(model, x, engine=engine, device=device)
-            probs[index[ok]] = run(x).float().softmax(1).cpu()
+            probs[index[ok]] = (run(x).float() / temperature).softmax(1).cpu()
         done += len(index)
         if progress is not None:
             progress(done, len(paths))

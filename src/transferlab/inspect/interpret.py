@@ -1,12 +1,16 @@
-"""Interpretation of a trained classifier: accuracy, confusion matrix, worst errors."""
+"""Interpretation of a trained classifier: accuracy with its interval, confusion matrix,
+worst errors, calibration."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+from .calibration import BINNING, DEFAULT_BINS, expected_calibration_error
+from .intervals import INTERVAL_NAME, wilson_interval
 
 Sample = tuple[str, int]
 
@@ -18,8 +22,47 @@ class Evaluation:
     classes: list[str]
     paths: list[str]
     labels: torch.Tensor  # (N,)
-    probs: torch.Tensor  # (N, C)
+    probs: torch.Tensor  # (N, C), after the model's temperature
     loss: float
+    logits: torch.Tensor | None = None  # (N, C) raw, before any temperature
+    temperature: float = 1.0
+
+    @property
+    def raw_logits(self) -> torch.Tensor:
+        """The logits before temperature (log-probabilities when only those were gathered:
+        equal up to a per-image constant, which softmax ignores)."""
+        if self.logits is not None:
+            return self.logits
+        return self.probs.clamp_min(1e-45).log() * self.temperature
+
+    @property
+    def correct(self) -> int:
+        return int((self.preds == self.labels).sum())
+
+    def accuracy_interval(self) -> tuple[float, float]:
+        """95 % Wilson interval of the accuracy on these images."""
+        return wilson_interval(self.correct, len(self.labels))
+
+    def with_temperature(self, temperature: float) -> Evaluation:
+        """The same predictions read through ``softmax(logits / temperature)``."""
+        raw = self.raw_logits
+        scaled = raw / temperature
+        loss = float(torch.nn.functional.cross_entropy(scaled, self.labels)) \
+            if len(self.labels) else 0.0
+        return replace(self, probs=scaled.softmax(1), loss=loss, logits=raw,
+                       temperature=float(temperature))
+
+    def predictions(self) -> dict:
+        """Per image: path, true and predicted class index (for paired comparisons)."""
+        return {"classes": self.classes, "paths": self.paths,
+                "labels": self.labels.tolist(), "preds": self.preds.tolist()}
+
+    def ece(self, *, temperature: float | None = None) -> float:
+        """Expected calibration error of the probabilities (``temperature``: of
+        ``softmax(logits / temperature)`` instead)."""
+        probs = self.probs if temperature is None else \
+            (self.raw_logits / temperature).softmax(1)
+        return expected_calibration_error(probs, self.labels)
 
     @property
     def preds(self) -> torch.Tensor:
@@ -62,12 +105,21 @@ class Evaluation:
         ]
 
     def summary(self) -> dict:
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist() \
+            if len(self.labels) else [0] * len(self.classes)
         return {
             "accuracy": self.accuracy,
+            "accuracy_interval": list(self.accuracy_interval()),
+            "interval": INTERVAL_NAME,
+            "correct": self.correct,
             "balanced_accuracy": self.balanced_accuracy,
             "loss": self.loss,
             "num_images": len(self.labels),
             "per_class_accuracy": self.per_class_accuracy(),
+            "per_class_images": dict(zip(self.classes, counts, strict=True)),
+            "ece": self.ece(),
+            "ece_binning": BINNING.format(bins=DEFAULT_BINS),
+            "temperature": self.temperature,
             "confusion": self.confusion().tolist(),
             "classes": self.classes,
             "worst_errors": self.worst_errors(),
@@ -107,13 +159,17 @@ def evaluate_model(
             chunks.append(run(x).float().cpu())
         logits = torch.cat(chunks) if chunks else torch.zeros((0, len(model.classes or [])))
     model.train(was_training)
-    loss = float(torch.nn.functional.cross_entropy(logits, labels)) if len(labels) else 0.0
+    temperature = float(getattr(model, "temperature", 1.0))
+    scaled = logits / temperature
+    loss = float(torch.nn.functional.cross_entropy(scaled, labels)) if len(labels) else 0.0
     return Evaluation(
         classes=list(model.classes or [str(i) for i in range(logits.shape[1])]),
         paths=[p for p, _ in samples],
         labels=labels,
-        probs=logits.softmax(1),
+        probs=scaled.softmax(1),
         loss=loss,
+        logits=logits,
+        temperature=temperature,
     )
 
 
@@ -136,7 +192,8 @@ def plot_confusion(evaluation: Evaluation, path: str | Path, *, title: str = "")
         for j in range(n):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center",
                     color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
-    ax.set_title(title or f"accuracy {evaluation.accuracy:.3f}")
+    lo, hi = evaluation.accuracy_interval()
+    ax.set_title(title or f"accuracy {evaluation.accuracy:.3f} [{lo:.3f}, {hi:.3f}]")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

@@ -59,6 +59,9 @@ class TransferModel(nn.Module):
         self.weights = weights
         self.classes = list(classes) if classes else None
         self.bn_policy = check_bn_policy(bn_policy)
+        # temperature scaling (transferlab.inspect.calibration): probabilities are
+        # softmax(logits / temperature); fitted on the validation split after training
+        self.temperature = 1.0
         self.data_config = dict(timm.data.resolve_data_config(model=body))
         self.groups: list[LayerGroup] = build_layer_groups(body, head)
 
@@ -104,6 +107,7 @@ class TransferModel(nn.Module):
             "data_config": {k: list(v) if isinstance(v, tuple) else v
                             for k, v in self.data_config.items()},
             "bn_policy": self.bn_policy,
+            "temperature": self.temperature,
         }
 
 
@@ -236,6 +240,7 @@ def model_from_description(desc: dict) -> TransferModel:
         bn_policy=desc.get("bn_policy", "freeze"),  # older runs trained with "freeze"
     )
     model.weights = WeightsInfo(**desc["weights"])
+    model.temperature = float(desc.get("temperature", 1.0))
     saved_cfg = desc.get("data_config")
     if saved_cfg:
         model.data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_cfg.items()}

@@ -293,7 +293,8 @@ class RunRegistry:
         config_diff = {k: [ra.config.get(k), rb.config.get(k)] for k in keys
                        if ra.config.get(k) != rb.config.get(k)}
         metrics = {}
-        for key in ("accuracy", "balanced_accuracy", "loss", "epochs", "train_seconds",
+        for key in ("accuracy", "balanced_accuracy", "test_accuracy", "test_balanced_accuracy",
+                    "ece_after", "loss", "epochs", "train_seconds",
                     "wall_seconds", "trainable_params", "total_params"):
             va, vb = ra.result.get(key), rb.result.get(key)
             if va is None and vb is None:
@@ -305,7 +306,8 @@ class RunRegistry:
         pb = rb.result.get("per_class_accuracy") or {}
         per_class = {c: {"a": pa.get(c), "b": pb.get(c)} for c in sorted(set(pa) | set(pb))}
         return {"a": ra.to_dict(), "b": rb.to_dict(), "config_diff": config_diff,
-                "metrics": metrics, "per_class_accuracy": per_class}
+                "metrics": metrics, "per_class_accuracy": per_class,
+                "paired": paired_test(ra.run_dir, rb.run_dir)}
 
     # -- internals -------------------------------------------------------------------------
     def _update(self, table: str, allowed: tuple[str, ...], key: str, values: dict) -> None:
@@ -340,6 +342,44 @@ def _decode(row: sqlite3.Row) -> dict:
     return doc
 
 
+def paired_test(run_a: str | Path | None, run_b: str | Path | None) -> dict | None:
+    """Exact McNemar test of two finished runs on the images both were measured on (test
+    split when both have one, else validation); None when they share no labelled images.
+
+    Two accuracies on the same images are not independent: whether their intervals overlap
+    says little, the images on which exactly one run is right say it all.
+    """
+    from ..inspect.intervals import mcnemar_test
+
+    docs = []
+    for run in (run_a, run_b):
+        path = Path(run) / "predictions.json" if run else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            docs.append(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError:
+            return None
+    for split in ("test", "val"):
+        a, b = docs[0].get(split), docs[1].get(split)
+        if not a or not b:
+            continue
+        right_a = {p: (y == q) for p, y, q in zip(a["paths"], a["labels"], a["preds"],
+                                                   strict=True)}
+        right_b = {p: (y == q) for p, y, q in zip(b["paths"], b["labels"], b["preds"],
+                                                   strict=True)}
+        common = sorted(set(right_a) & set(right_b))
+        if not common:
+            continue
+        result = mcnemar_test([right_a[p] for p in common], [right_b[p] for p in common])
+        result["split"] = split
+        if len(common) < max(len(right_a), len(right_b)):
+            result["note"] = (f"on the {len(common)} images both runs were measured on "
+                              f"({len(right_a)} and {len(right_b)} in all)")
+        return result
+    return None
+
+
 def run_result(run_dir: str | Path) -> dict:
     """The summary the registry keeps for a finished run folder (read from its files)."""
     run_dir = Path(run_dir)
@@ -347,10 +387,18 @@ def run_result(run_dir: str | Path) -> dict:
     ev_path = run_dir / "evaluation.json"
     if ev_path.is_file():
         ev = json.loads(ev_path.read_text(encoding="utf-8"))
-        for key in ("accuracy", "balanced_accuracy", "loss", "num_images",
+        for key in ("accuracy", "accuracy_interval", "balanced_accuracy", "loss", "num_images",
                     "per_class_accuracy", "classes"):
             if key in ev:
                 out[key] = ev[key]
+        test = ev.get("test") or {}
+        for key in ("accuracy", "accuracy_interval", "balanced_accuracy", "num_images"):
+            if key in test:
+                out[f"test_{key}"] = test[key]
+        cal = ev.get("calibration") or {}
+        for key in ("temperature", "ece_before", "ece_after"):
+            if key in cal:
+                out[key] = cal[key]
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         rows = json.loads(metrics_path.read_text(encoding="utf-8"))

@@ -95,11 +95,22 @@ class GradualUnfreezing(Callback):
 
 
 class MetricsLogger(Callback):
-    """Per-epoch metrics as CSV and JSON in the run folder (all phases, appended)."""
+    """Per-epoch metrics as CSV and JSON in the run folder (all phases, appended).
+
+    ``previous`` holds the rows of the phases before this one. When the fit starts, the
+    trainer's own history (restored from a checkpoint on resume) is added to them and the
+    files are rewritten, so they always equal the history the run continues from, even
+    if the process died after writing an epoch's row but before checkpointing it.
+    """
 
     def __init__(self, run_dir: str | Path, previous: list[dict] | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.rows: list[dict] = list(previous or [])
+        self.previous: list[dict] = list(previous or [])
+        self.rows: list[dict] = list(self.previous)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.rows = self.previous + [r.as_dict() for r in trainer.history]
+        write_metrics(self.run_dir, self.rows)
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
         self.rows.append(record.as_dict())

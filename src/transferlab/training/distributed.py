@@ -398,4 +398,5 @@ def evaluate(model, samples: Sequence, transform: Callable | None = None, *,
     picked = probs[torch.arange(len(labels)), labels] if len(labels) else probs.new_zeros(0)
     loss = float(-picked.clamp_min(1e-45).log().mean()) if len(labels) else 0.0
     return Evaluation(classes=classes, paths=[p for p, _ in samples], labels=labels,
-                      probs=probs, loss=loss)
+                      probs=probs, loss=loss,
+                      temperature=float(getattr(model, "temperature", 1.0)))

@@ -138,8 +138,15 @@ def _train(spec: dict, stop, send) -> dict:
         on_start=lambda folder: send("running", detail="training", run_dir=str(folder)),
         # auto's resolution search runs before the run folder exists
         log=lambda message: send("running", detail=message))
+    test = result.test_evaluation
     return {"run_dir": str(result.run_dir), "wall_seconds": result.seconds,
-            "accuracy": result.accuracy, "notes": result.notes}
+            "accuracy": result.accuracy,
+            "accuracy_interval": list(result.evaluation.accuracy_interval()),
+            "num_images": len(result.evaluation.labels),
+            "test_accuracy": None if test is None else test.accuracy,
+            "test_accuracy_interval": None if test is None else list(test.accuracy_interval()),
+            "test_num_images": None if test is None else len(test.labels),
+            "notes": result.notes}
 
 
 def _sweep(spec: dict, stop, send) -> dict:

@@ -324,13 +324,14 @@ def main(argv: list[str] | None = None) -> None:
     if os.path.exists(args.socket):  # left by a kernel that was killed
         os.unlink(args.socket)
 
-    import torch  # noqa: F401 - the inspector and nearly every cell need it
+    import torch  # the inspector and nearly every cell need it
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
     app.initialize(["-f", args.connection_file, "--IPKernelApp.quiet=True",
                     "--HistoryManager.enabled=False"])
     ns = app.shell.user_ns
+    ns["torch"] = torch  # like the lesson's notebook: torch is there from the first line
     sample = os.environ.get("TRANSFERLAB_SAMPLE_DATA")
     if sample:
         from pathlib import Path

@@ -81,7 +81,7 @@ def mount_lab(app: FastAPI, *, enabled: bool, reason: str, runs_dir=None,
         sid = request.cookies.get(SESSION_COOKIE) or new_session_id()
         k = pool.get(sid)
         body = {"limits": asdict(pool.limits), "started": bool(k and k.km),
-                "last_event": k.seq if k else 0}
+                "last_event": k.seq if k else 0, "runs": k.run_no if k else 0}
         response = JSONResponse(body)
         response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict")
         return response
@@ -155,9 +155,11 @@ def mount_lab(app: FastAPI, *, enabled: bool, reason: str, runs_dir=None,
             await k.start_run(req.code)
             out["run"] = await k.wait_run()
             if out["run"]["status"] != "ok":
+                errs = out["run"]["errors"]
                 verdict = {"ok": False, "message": "check.run_failed",
                            "params": {"status": out["run"]["status"],
-                                      "errors": out["run"]["errors"]}}
+                                      "error": f"{errs[0]['ename']}: {errs[0]['evalue']}"
+                                      if errs else ""}}
             else:
                 verdict = await k.ask({"op": "check", "check": st.check})
                 if "error" in verdict:

@@ -1,6 +1,7 @@
 // Learn page: the quiz, whose answers the server computes from real models.
 import { api } from "../lib/api.js";
 import { $, el } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 
 const quizScore = {};
@@ -8,6 +9,11 @@ loaders.learn = async () => {
   const box = $("#quiz");
   if (box.children.length) return;
   const questions = await api("/api/learn/quiz");
+  // The Lab's challenge that practises each question (none when the Lab is off).
+  const practise = {};
+  try {
+    for (const c of await api("/api/lab/challenges")) for (const q of c.questions) practise[q] = c.id;
+  } catch { /* the Lab is off on this server */ }
   questions.forEach((q, qi) => {
     const id = `q-${q.id}`;
     const verdict = el("p", { class: "verdict", "aria-live": "polite" });
@@ -36,6 +42,7 @@ loaders.learn = async () => {
       } catch (err) { verdict.textContent = err.message; }
     } });
     row.append(btn);
-    box.append(el("div", { class: "question", dataset: { qid: q.id } }, el("p", { id: `${id}-text` }, el("strong", { text: `Q${qi + 1}. ` }), q.question), row, verdict));
+    const link = practise[q.id] ? el("p", { class: "small" }, el("a", { href: `#lab/challenge:${practise[q.id]}`, class: "practise", text: t("lab.practise") })) : null;
+    box.append(el("div", { class: "question", dataset: { qid: q.id } }, el("p", { id: `${id}-text` }, el("strong", { text: `Q${qi + 1}. ` }), q.question), row, verdict, link));
   });
 };

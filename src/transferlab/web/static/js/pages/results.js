@@ -2,6 +2,7 @@
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { fillRunSelect, loadRuns } from "../lib/runs.js";
 import { TERMINAL, state } from "../lib/state.js";
@@ -44,6 +45,10 @@ async function showRun(id) {
   }
   const box = $("#export-box");
   box.replaceChildren();
+  const settings = await api("/api/settings");
+  if (settings.lab.enabled) { // the run's settings as Python, in the Lab's editor
+    box.append(el("p", {}, el("a", { href: `#lab/run:${encodeURIComponent(id)}`, id: "open-in-lab", text: t("lab.open_in_lab") })));
+  }
   if (doc.exports.length) {
     box.append(el("h4", { text: "Export the model" }));
     for (const fmt of doc.exports) box.append(el("button", { type: "button", text: `Export ${fmt}`, onclick: () => startExport(id, fmt) }));
