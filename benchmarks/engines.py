@@ -50,14 +50,15 @@ def _span(values: list[float], fmt: str = "{:.0f}") -> str:
             f"[{fmt.format(min(values))}-{fmt.format(max(values))}]")
 
 
-def bench_engines(repeats: int, batch: int, steps: int, cache: Path) -> list[dict]:
+def bench_engines(repeats: int, batch: int, steps: int, cache: Path,
+                  models: tuple[str, ...] = MODELS) -> list[dict]:
     from transferlab.models.engines import build_engine, native_bf16, onnxruntime_available
     from transferlab.models.factory import create_model
 
     engines = ["torch"] + (["torch-bf16"] if native_bf16() else []) + (
         ["onnxruntime"] if onnxruntime_available() else [])
     rows = []
-    for name in MODELS:
+    for name in models:
         weights = "auto" if name == "tf_efficientnet_lite0" else "random"
         model = create_model(name, num_classes=10, weights=weights).eval()
         x = torch.randn(batch, 3, 224, 224)
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=4, help="batches per timing")
     p.add_argument("--classes", default="apple_pie,baby_back_ribs")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="backbones for the engine table (the first is the one extracted)")
     p.add_argument("--record", help="append the result to this markdown file")
     args = p.parse_args(argv)
 
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_page_cache(data)
     files = sorted((data / "train").rglob("*.jpg"))[:48]
 
-    engines = bench_engines(args.repeats, args.batch, args.steps, work / "cache")
+    engines = bench_engines(args.repeats, args.batch, args.steps, work / "cache",
+                            tuple(args.models.split(",")))
     decode = bench_decode(files, args.repeats)
     cold = cold_extraction(data, work / "cache")
     start = startup(data, work / "cache", args.repeats)
