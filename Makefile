@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test test-slow test-all lint install clean
 
 VENDOR := src/transferlab/web/static/vendor/lab-vendor.js
 
@@ -27,6 +27,11 @@ demo: $(STAMP) $(VENDOR)
 ## The test suite (fast tests, browser tests when Chromium is installed); `make test-all` adds slow ones.
 test: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## The slow tests alone: the fault tests (SIGKILL then resume, kills while saving, a NaN run, a
+## killed sweep, stopping a web job) and the longer end-to-end runs. CI runs them after `make test`.
+test-slow: $(STAMP) $(VENDOR)
+	$(BIN)/python -m pytest -m slow -q --durations=15
 
 test-all: $(STAMP) $(VENDOR)
 	$(BIN)/python -m pytest -q

@@ -17,23 +17,23 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import build_transforms, load_splits, make_loader
-from .data.features import feature_loader
+from .data import build_transforms
 from .finetune.freeze import count_parameters, freeze_all, set_group_trainable, train_top
 from .finetune.param_groups import build_param_groups
 from .finetune.regularizers import L2SP
 from .finetune.schedules import Scheduler
-from .finetune.strategies import Phase, plan_phases
+from .finetune.strategies import Phase
 from .inspect.calibration import BINNING, DEFAULT_BINS, fit_temperature, plot_reliability
 from .inspect.interpret import Evaluation, plot_confusion
-from .models.factory import TransferModel, create_model
+from .models.factory import TransferModel
 from .runs import new_run_dir, plot_curves, save_model, write_report
+from .session import prepare, resolve_device  # noqa: F401 (resolve_device: re-export)
 from .training import distributed
 from .training.accel import configure_backend, cpu_threads, maybe_compile
 from .training.callbacks import EarlyStopping, EventLog, GradualUnfreezing, MetricsLogger
 from .training.checkpoint import CheckpointError, atomic_write_text, load_state, save_state
-from .training.fastpath import phase_inputs
-from .training.loop import Callback, Trainer, seed_everything
+from .training.fastpath import phase_loaders
+from .training.loop import Callback, Trainer
 
 LAST = Path("checkpoints") / "last.safetensors"
 FROZEN = Path("checkpoints") / "frozen.safetensors"  # a phase's frozen parameters
@@ -61,12 +61,6 @@ class RunResult:
     @property
     def test_accuracy(self) -> float | None:
         return None if self.test_evaluation is None else self.test_evaluation.accuracy
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class _PhaseCheckpoint(Callback):
@@ -137,33 +131,6 @@ def load_run_state(run_dir: str | Path) -> dict:
     return state
 
 
-def _phase_loaders(model: TransferModel, cfg: TrainConfig, phase: Phase, splits, device,
-                   cache: dict) -> tuple:
-    """(module to train, train loader, val loader, cached?) for a phase."""
-    # cached activations at the first trainable group, or decode-once + device augmentation
-    fast = phase_inputs(model, cfg, phase, splits, device, cache)
-    if fast is not None:
-        return fast.as_tuple()
-    if phase.head_only and phase.augment == "none" and cfg.cache_features:
-        if "train" not in cache:
-            tf = build_transforms(model.data_config, train=False)
-            for split in ("train", "val"):
-                x, y, _ = distributed.cached_features(model, getattr(splits, split), tf,
-                                                      cache_dir=cfg.cache_dir or None,
-                                                      device=device, engine=cfg.engine)
-                cache[split] = (x, y)
-        return (model.head,
-                feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
-                feature_loader(*cache["val"], batch_size=256, shuffle=False), True)
-    train_tf = build_transforms(model.data_config, train=True, augment=phase.augment)
-    eval_tf = build_transforms(model.data_config, train=False)
-    return (model,
-            make_loader(splits.train, train_tf, batch_size=cfg.batch_size, shuffle=True,
-                        seed=cfg.seed, num_workers=cfg.num_workers),
-            make_loader(splits.val, eval_tf, batch_size=cfg.batch_size * 2, shuffle=False,
-                        seed=cfg.seed, num_workers=cfg.num_workers), False)
-
-
 def class_weights(splits, mode: str) -> torch.Tensor | None:
     """``balanced``: weight each class by N / (C * count), so rare defects count as much."""
     if mode == "none":
@@ -184,7 +151,7 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     else:
         train_top(model, phase.train_top)
     configure_backend(device)
-    module, train_loader, val_loader, cached = _phase_loaders(model, cfg, phase, splits,
+    module, train_loader, val_loader, cached = phase_loaders(model, cfg, phase, splits,
                                                               device, cache)
     # torchrun: each rank loads its share; the global batch stays cfg.batch_size
     train_loader = distributed.shard_loader(train_loader, train=True)
@@ -237,25 +204,6 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
     return trainer
 
 
-def _resolve_auto(cfg: TrainConfig, splits, device: torch.device,
-                  log: Callable[[str], None] | None = None) -> TrainConfig:
-    """The rule's settings, then (unless you set ``image_size``) the resolution measured on
-    held-out training images (:mod:`transferlab.finetune.resolution`)."""
-    from .finetune.auto import dataset_stats, resolve_auto
-    from .finetune.resolution import pick_resolution
-
-    yours = cfg.image_size
-    cfg = resolve_auto(cfg, dataset_stats(splits))
-    if yours is not None or distributed.world_size() > 1:
-        return cfg
-    choice = pick_resolution(cfg, splits, device=device, log=log)
-    if choice is None:
-        return cfg
-    cfg.image_size = choice.image_size
-    cfg.notes.append(f"auto: {choice.note()}")
-    return cfg
-
-
 def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True,
               on_start: Callable[[Path], None] | None = None,
@@ -299,15 +247,9 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     from .training.tracking import require_trackers
 
     require_trackers(cfg)  # fail before any work if a requested logger is not installed
-    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class, test_fraction=cfg.test_fraction)
-    if cfg.strategy == "auto":  # resolved once; config.json records the chosen settings
-        cfg = _resolve_auto(cfg, splits, device, log)
-    seed_everything(cfg.seed)  # the new head's initial weights depend on the seed only
-    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
-                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
-    if cfg.image_size:
-        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
+    # splits, auto resolved once (config.json records the chosen settings), seeded model, plan
+    session = prepare(cfg, device=device, log=log)
+    cfg, splits, model, phases = session.cfg, session.splits, session.model, session.phases
     if run_dir is None:
         if distributed.is_main():
             run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
@@ -315,7 +257,6 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         run_dir = distributed.broadcast_object(run_dir)  # one run folder for all ranks
     if on_start is not None and distributed.is_main():
         on_start(run_dir)
-    phases = plan_phases(cfg, model.group_names)
     # A finished run (its last phase checkpointed complete and its report written) is
     # evaluated again in memory and returned as it is: nothing in its folder is rewritten.
     completed = (state is not None and state["run"]["phase_complete"]

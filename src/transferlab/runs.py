@@ -24,7 +24,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .models.factory import TransferModel, model_from_description
-from .training.checkpoint import _atomic_write, atomic_write_text
+from .utils import atomic_write, atomic_write_text
 
 BEST = "best.safetensors"
 
@@ -48,7 +48,7 @@ def save_model(model: TransferModel, path: str | Path, extra: dict | None = None
     """Weights as safetensors plus a JSON sidecar that can rebuild the model offline."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, tmp))
+    atomic_write(path, lambda tmp: save_file(state, tmp))
     sidecar = {"format": "transferlab-model/1", **model.describe(), **(extra or {})}
     atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=1))
     return path

@@ -38,6 +38,7 @@ from transferlab.data.datasets import ImageDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import (  # noqa: E402
+    AS_ROOT,
     PATTERN_PROBES,
     SAMPLE,
     Expect,
@@ -115,9 +116,12 @@ def _pixel_problems(e: Expect, img: Image.Image) -> list[str]:
 
 def test_corpus_is_large_and_covers_every_kind(corpus):
     root, expects = corpus
-    assert len(expects) >= 200
+    # exact counts: a section of the corpus lost (or a file of it not made) shows here
+    assert len(expects) == 223
     outcomes = Counter(e.outcome for e in expects)
-    assert outcomes["used"] >= 80 and outcomes["reported"] >= 90 and outcomes["ignored"] >= 5
+    # root reads the chmod 000 file and folder, so those two are used instead of reported
+    assert outcomes == ({"used": 110, "reported": 104, "ignored": 9} if AS_ROOT
+                        else {"used": 108, "reported": 106, "ignored": 9})
     kinds = " ".join(e.kind for e in expects)
     for needle in (
         "JPEG cut",
@@ -207,7 +211,7 @@ def test_decompression_bombs_are_refused_from_the_header_without_allocating(corp
         (tmp_path / f"{k}.png").write_bytes(data)
     scan_py = Path(validate_image.__code__.co_filename)
     child = f"""
-import importlib.util, json, resource, sys, time
+import importlib.util, json, resource, sys
 spec = importlib.util.spec_from_file_location("scan_alone", {str(scan_py)!r})
 scan = importlib.util.module_from_spec(spec)
 sys.modules["scan_alone"] = scan
@@ -216,9 +220,7 @@ vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).sp
 resource.setrlimit(resource.RLIMIT_AS, (vm + 64 * 2**20, resource.RLIM_INFINITY))
 out = {{}}
 for path in json.loads(sys.argv[1]):
-    t = time.perf_counter()
-    reason = scan.validate_image(path)
-    out[path] = [reason, time.perf_counter() - t]
+    out[path] = scan.validate_image(path)
 print(json.dumps(out))
 """
     run = subprocess.run(
@@ -230,12 +232,12 @@ print(json.dumps(out))
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     for path in paths:
-        reason, seconds = result[path]
+        reason = result[path]
         assert reason is not None and re.match(
             r"image too large: \d+x\d+ pixels exceeds limit", reason
         ), (path, reason)
-        assert seconds < 1.0, (path, seconds)
-    assert result[paths[0]][0].startswith("image too large: 100000x100000 pixels")
+    # (how fast they are refused is measured by benchmarks/bomb_refusal.py, not asserted)
+    assert result[paths[0]].startswith("image too large: 100000x100000 pixels")
     # the loader refuses them the same way (before allocating), naming the limit
     for path in paths:
         with pytest.raises((Image.DecompressionBombError, Image.DecompressionBombWarning)):

@@ -251,7 +251,7 @@ def test_path_traversal_is_refused_in_every_query_form_and_body_field(world):
             _post_json(world, "/api/jobs/train", {"dataset": value}),
             _post_json(world, "/api/train/plan", {"dataset": value, "strategy": "auto"}),
             _post_json(
-                world, "/api/experiments", {"kind": "strategy", "train": {"dataset": value}}
+                world, "/api/experiments", {"kind": "compare", "train": {"dataset": value}}
             ),
         ]
         for i, (status, _, body) in enumerate(attempts):

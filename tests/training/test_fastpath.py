@@ -83,6 +83,12 @@ def _weights(result):
     return {k: v.detach().clone() for k, v in result.model.state_dict().items()}
 
 
+# |cached - plain| / |plain - start| per trained tensor: measured at most 0.062 (float16
+# activations); labels misaligned with the cached activations by one row give 0.98..1.12.
+RATIOS: dict[str, float] = {}
+LIMIT = 0.25
+
+
 def test_training_from_boundary_activations_matches_the_full_forward(tiny_data, tmp_path):
     kw = {"strategy": "finetune", "train_top": 1, "augment": "none", "epochs": 2}
     cached = fine_tune(_cfg(tiny_data, tmp_path, **kw), progress=False)
@@ -97,8 +103,18 @@ def test_training_from_boundary_activations_matches_the_full_forward(tiny_data, 
                                                                     start["head.weight"])
     bottom = cached.model.groups[0].param_names[0]
     assert torch.equal(a[bottom], start[bottom])  # frozen
-    for k in a:  # float16 activations: close, not bit-equal
-        torch.testing.assert_close(a[k], b[k], rtol=1e-2, atol=2e-3, msg=k)
+    # float16 activations: close, not bit-equal. Close relative to how far training moved
+    # each tensor (AdamW moves them by ~1e-4..1e-3 here, so an absolute tolerance would pass
+    # training on the wrong activations too).
+    moved = [k for k in a if not torch.equal(b[k], start[k])]
+    assert top in moved and "head.weight" in moved
+    for k in a:
+        if k not in moved:
+            assert torch.equal(a[k], b[k]), k
+            continue
+        gap = float((a[k] - b[k]).float().norm())
+        RATIOS[k] = gap / float((b[k] - start[k]).float().norm())
+    assert max(RATIOS.values()) <= LIMIT, RATIOS
     assert [r["val_acc"] for r in cached.history] == [r["val_acc"] for r in plain.history]
 
 

@@ -21,7 +21,7 @@ def _cli(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def _wait_for(path: Path, predicate, proc, timeout=180.0):
+def _wait_for(path: Path, predicate, proc, timeout=600.0):  # generous: a loaded machine
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if path.is_file():
@@ -74,7 +74,10 @@ LONG = [a if a != "3" else "40" for a in ARGS]
 def test_sigint_keeps_the_last_epoch_and_says_how_to_resume(tiny_data, tmp_path, inherited):
     # "ignored": started like a background job of a non-interactive shell, which inherits
     # SIGINT ignored; the CLI must reinstate it.
-    proc = _cli("train", str(tiny_data), *LONG, "--out", str(tmp_path), "--name", "int",
+    settings = tmp_path / "settings.json"  # small images: quick epochs
+    settings.write_text(json.dumps({"image_size": 64}))
+    proc = _cli("train", str(tiny_data), *LONG, "--config", str(settings), "--out",
+                str(tmp_path), "--name", "int",
                 preexec_fn=_ignore_sigint if inherited == "ignored" else None)
     try:
         # inside epoch 2: epoch 1's checkpoint is written

@@ -73,6 +73,8 @@ def test_early_stopping_restores_the_best_weights():
     trainer.fit()
     best_epoch = min(snapshots, key=lambda e: snapshots[e][0])
     assert early.best_epoch == best_epoch
+    assert best_epoch < max(snapshots)  # else "restored" and "last" weights are the same
+    assert not torch.equal(snapshots[max(snapshots)][1], snapshots[best_epoch][1])
     assert torch.equal(model.head.weight, snapshots[best_epoch][1])
     assert trainer.should_stop == (len(snapshots) < 6)
     if trainer.should_stop:
@@ -92,3 +94,19 @@ def test_nan_loss_stops_with_the_exploding_group_named():
 
     with pytest.raises(NonFiniteLossError, match="group 'head'"):
         _trainer(model, 1e-3, 1, [Poison()]).fit()
+
+
+@pytest.mark.parametrize("culprit", ["head", "stage3"])
+def test_a_real_divergence_names_the_group_whose_learning_rate_is_too_high(culprit):
+    """No injected values: one group's learning rate (1e37) makes its weights blow up after
+    the first AdamW step, and the loss of the second step is not finite. The previous step's
+    gradients were finite and unremarkable, so only the weights can name the culprit."""
+    model = create_model("resnet18", num_classes=3, weights="random")
+    train_top(model, None)
+    lrs = {g: 1e37 if g == culprit else 1e-3 for g in model.group_names}
+    opt = torch.optim.AdamW(build_param_groups(model, model.groups, lrs))
+    trainer = Trainer(model, opt, Scheduler(opt, 8, kind="constant"), train_loader=_data(),
+                      val_loader=_data(seed=1), epochs=2, owner=model)
+    with pytest.raises(NonFiniteLossError, match=f"weights exploded: {culprit!r}") as info:
+        trainer.fit()
+    assert "step 2" in str(info.value)

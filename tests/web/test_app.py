@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -235,20 +236,42 @@ def test_plan(client):
     assert phase["epochs"] == 7 and phase["head_only"] and phase["cached_features"]
     two = client.post("/api/train/plan", json={"strategy": "two-phase"}).json()
     assert [p["name"] for p in two["phases"]] == ["probe", "finetune"]
-    lrs = dict.fromkeys(plan["groups"], 1e-5) | {"head": 1e-3}
+    lrs = [1e-5] * (len(plan["groups"]) - 1) + [1e-3]  # one rate per group, input to head
     custom = client.post("/api/train/plan", json={"strategy": "full", "lrs": lrs}).json()
-    assert custom["phases"][0]["lrs"] == lrs
+    assert custom["phases"][0]["lrs"] == dict(zip(plan["groups"], lrs, strict=True))
 
 
 def test_plan_errors(client):
-    r = client.post("/api/train/plan", json={"strategy": "full", "lrs": {"stage99": 1e-3}})
-    assert r.status_code == 422 and "stage99" in r.json()["detail"]
-    r = client.post("/api/train/plan", json={"strategy": "full", "lrs": {"head": 1e-3}})
-    assert r.status_code == 422 and "lacks" in r.json()["detail"]
+    groups = client.post("/api/train/plan", json={"strategy": "full"}).json()["groups"]
+    r = client.post("/api/train/plan", json={"strategy": "full", "lrs": [1e-3]})
+    assert r.status_code == 422 and f"1 rates for the {len(groups)} groups" in r.json()["detail"]
     r = client.post("/api/train/plan", json={"strategy": "sideways"})
-    assert r.status_code == 422 and "unknown strategy" in r.json()["detail"]
-    r = client.post("/api/train/plan", json={"strategy": "full", "lrs": {"head": -1}})
-    assert r.status_code == 422
+    assert r.status_code == 422 and "unknown strategy 'sideways'" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("bad", [0, -1e-3, None, "", "fast"])
+def test_a_bad_learning_rate_is_refused_naming_its_group(client, bad):
+    """Blank, text, zero or negative: refused before any job starts, naming the group (the
+    page once sent a blank rate as 0 and a negative one was replaced by the defaults)."""
+    groups = client.post("/api/train/plan", json={"strategy": "full"}).json()["groups"]
+    lrs = [1e-4] * len(groups)
+    lrs[-2] = bad
+    jobs = len(client.get("/api/jobs").json())
+    for path in ("/api/train/plan", "/api/jobs/train"):
+        r = client.post(path, json={"data": "food", "strategy": "full", "lrs": lrs})
+        assert r.status_code == 422, (path, r.text)
+        assert f"the learning rate of {groups[-2]} must be" in r.json()["detail"], r.text
+    assert len(client.get("/api/jobs").json()) == jobs  # no job started
+
+
+def test_web_and_cli_default_strategy_agree(client):
+    from transferlab.cli.main import build_parser
+    from transferlab.config import TrainConfig
+
+    plan = client.post("/api/train/plan", json={}).json()
+    cli = build_parser().parse_args(["train", "x"])
+    assert cli.strategy == TrainConfig(data="x").strategy == "two-phase"
+    assert [p["name"] for p in plan["phases"]] == ["probe", "finetune"]  # two-phase's plan
 
 
 @pytest.mark.skipif("auto" not in STRATEGIES, reason="this library has no auto strategy")
@@ -354,23 +377,28 @@ def test_inspect_upload_and_errors(client, tiny_data):
 def test_experiments_list_and_bad_requests(client):
     doc = client.get("/api/experiments").json()
     kinds = {k["kind"]: k for k in doc["kinds"]}
-    assert set(kinds) == {"data-size", "freeze-depth", "strategy"}
+    assert set(kinds) == {"data-size", "freeze-depth", "compare"}
     for k in kinds.values():
         assert k["available"] == (k["reason"] is None)
     assert doc["sweeps"] == []
     base = {"dataset": "food", "strategy": "feature-extraction"}
     for body, message in (({"kind": "data-size", "values": [0, 5], "train": base},
                            "images per class"),
-                          ({"kind": "strategy", "values": ["sideways"], "train": base},
+                          ({"kind": "compare", "values": ["sideways"], "train": base},
                            "unknown strategies"),
-                          ({"kind": "freeze-depth", "values": [-1], "train": base}, "K >= 0")):
+                          ({"kind": "freeze-depth", "values": [-1],
+                            "train": {**base, "strategy": "two-phase"}}, "K >= 0"),
+                          # as on the command line: refused, never switched to two-phase
+                          ({"kind": "freeze-depth", "values": [1], "train": base},
+                           "freeze-depth sweeps use two-phase or finetune, got "
+                           "'feature-extraction'")):
         if not kinds[body["kind"]]["available"]:
             continue
         r = client.post("/api/experiments", json=body)
         assert r.status_code == 422 and message in r.json()["detail"], r.text
     r = client.post("/api/experiments", json={"kind": "nothing", "train": base})
     assert r.status_code == 422
-    r = client.post("/api/experiments", json={"kind": "strategy",
+    r = client.post("/api/experiments", json={"kind": "compare",
                                                "train": {**base, "dataset": "../x"}})
     assert r.status_code == 403
 
@@ -436,3 +464,24 @@ def test_create_app_needs_real_roots(tmp_path):
         create_app(data_root=tmp_path / "missing", runs_root=tmp_path)
     with pytest.raises(ValueError, match="needs data_root"):
         create_app()
+
+
+@pytest.mark.parametrize("opts", [
+    {"strategy": "finetune", "train_top": 1, "epochs": 3},
+    {"strategy": "two-phase", "probe_epochs": 4, "lrs": [1e-5] * 7 + [2e-5, 1e-3]},
+    {"strategy": "auto"},
+])
+def test_cli_dry_run_prints_the_plan_the_web_returns(client, data_root, capsys, opts):
+    from transferlab.cli.main import main
+
+    web = client.post("/api/train/plan", json={"data": "food", **opts})
+    assert web.status_code == 200, web.text
+    flags = []
+    for k, v in opts.items():
+        flags += [f"--{k.replace('_', '-')}", ",".join(map(str, v)) if isinstance(v, list)
+                  else str(v)]
+    assert main(["train", str(data_root / "food"), *flags, "--dry-run"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli == web.json()
+    if opts["strategy"] == "auto":
+        assert cli["resolved"]["notes"] and cli["strategy"] != "auto"

@@ -8,8 +8,8 @@ to docs/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -41,15 +41,20 @@ STEP_MS = 30_000
 expect.set_options(timeout=STEP_MS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _printed_url(log: Path, proc, deadline: float) -> str:
+    """The address ``transferlab serve --port 0`` prints once it holds its socket."""
+    while time.monotonic() < deadline and proc.poll() is None:
+        match = re.search(r"transferlab playground: (http://127\.0\.0\.1:\d+/)",
+                          log.read_text())
+        if match:
+            return match.group(1)
+        time.sleep(0.2)
+    pytest.fail("the server did not start:\n" + log.read_text())
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``transferlab serve`` on a free loopback port over a copy of 8+4 photos per class."""
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    """(data root with a copy of 8+4 photos per class, runs root) of the server."""
     data = tmp_path_factory.mktemp("browser-data")
     for split, n in (("train", 8), ("val", 4)):
         for cls in sorted(p.name for p in (SAMPLE / split).iterdir()):
@@ -57,15 +62,21 @@ def server(tmp_path_factory):
             out.mkdir(parents=True)
             for f in sorted((SAMPLE / split / cls).iterdir())[:n]:
                 shutil.copy(f, out / f.name)
-    runs = tmp_path_factory.mktemp("browser-runs")
-    port = _free_port()
+    return data, tmp_path_factory.mktemp("browser-runs")
+
+
+@pytest.fixture(scope="module")
+def server(folders):
+    """``transferlab serve`` on a free loopback port over ``folders``."""
+    data, runs = folders
     log = open(runs / "server.log", "w")  # noqa: SIM115 - closed below
+    # port 0: the server binds a free port itself and prints it (no pick-then-bind race)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "transferlab.cli.main", "serve", "--port", str(port),
+        [sys.executable, "-m", "transferlab.cli.main", "serve", "--port", "0",
          "--data-root", str(data), "--runs-root", str(runs)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded 2-core machine imports torch slowly
+    base = _printed_url(runs / "server.log", proc, deadline)
     while True:
         try:
             urllib.request.urlopen(base + "api/health", timeout=2)
@@ -263,10 +274,23 @@ def test_main_flow_with_the_keyboard_alone(server, page):
     expect(page.locator("#predict-bars .bar-row")).to_have_count(3)
 
 
-def test_runs_page_compares_two_runs(server, page):
+@pytest.fixture(scope="module")
+def two_runs(folders) -> None:
+    """Two finished runs of its own in the server's runs root (made as `transferlab train`
+    makes them), so the tests that need runs do not depend on the tests before them."""
+    from transferlab.api import fine_tune
+
+    data, runs = folders
+    for seed in (1, 2):  # different seeds and epochs: both show in the comparison
+        fine_tune(data=str(data / "food4mini"), out=str(runs), name=f"fixture-{seed}",
+                  strategy="feature-extraction", epochs=1 + seed, batch_size=16, seed=seed,
+                  image_size=64, progress=False, device="cpu")
+
+
+def test_runs_page_compares_two_runs(server, two_runs, page):
     page.goto(server + "#runs")
     boxes = page.locator("#runs-table tbody input[type=checkbox]")
-    expect(boxes).to_have_count(2)  # the two runs of the tests above
+    expect(boxes.nth(1)).to_be_visible()  # two or more runs: ours, and any of other tests
     expect(page.locator("#compare-btn")).to_be_disabled()
     boxes.nth(0).check()
     boxes.nth(1).check()
@@ -277,7 +301,7 @@ def test_runs_page_compares_two_runs(server, page):
     shot(page, "runs")
 
 
-def test_phone_width(server, browser):
+def test_phone_width(server, two_runs, browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                   has_touch=True)
     page = context.new_page()

@@ -73,8 +73,9 @@ def test_a_warm_worker_takes_the_next_job(client, finished):
     done = runner.wait(job["id"], timeout=120)
     assert done["state"] == "done", done["error"]
     standby.join(30)
-    assert standby.exitcode == 0  # the standby ran the job, then ended
-    assert done["finished"] - done["started"] < done["result"]["wall_seconds"] + 3
+    # the standby ran the job, then ended (a job given to a fresh process would leave the
+    # standby waiting: exitcode None). How much sooner it starts: benchmarks/web_jobs.py.
+    assert standby.exitcode == 0
 
 
 def test_live_events_stream_the_run(finished):
@@ -226,10 +227,10 @@ def test_stop_a_running_job(client, finished, runs_root):
 @pytest.mark.slow
 def test_a_strategy_sweep_job(client, finished):
     kinds = {k["kind"]: k for k in client.get("/api/experiments").json()["kinds"]}
-    if not kinds["strategy"]["available"]:
-        pytest.skip(kinds["strategy"]["reason"])
+    if not kinds["compare"]["available"]:
+        pytest.skip(kinds["compare"]["reason"])
     r = client.post("/api/experiments", json={
-        "kind": "strategy", "values": ["feature-extraction"], "seeds": 1,
+        "kind": "compare", "values": ["feature-extraction"], "seeds": 1,
         "train": {**FE, "epochs": 2}})
     assert r.status_code == 202, r.text
     job = r.json()
@@ -237,7 +238,7 @@ def test_a_strategy_sweep_job(client, finished):
     rows = [doc for _, doc in events if doc["event"] == "sweep_row"]
     assert [(d["done"], d["total"]) for d in rows] == [(1, 1)]
     sweep = client.get(f"/api/experiments/{job['id']}").json()
-    assert sweep["state"] == "done" and sweep["kind"] == "strategy"
+    assert sweep["state"] == "done" and sweep["kind"] == "compare"
     table = sweep["result"]["table"]
     assert len(table) == 1 and table[0]["arm"] == "feature-extraction"
     assert 0 <= table[0]["accuracy_mean"] <= 1

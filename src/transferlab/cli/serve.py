@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 from pathlib import Path
 
 from ..catalog import ENGINES
@@ -30,8 +31,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      allowed_hosts=allowed, max_upload_bytes=args.max_upload_mb * 2**20,
                      device=args.device, allow_code=True if args.allow_code else None,
                      lab_limits=_lab_limits(args), engine=args.engine)
+    # Bind here, so that --port 0 takes a free port and the address printed is the real one
+    # (no window between choosing a port and listening on it).
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else host}:{args.port}/"
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else host}:{port}/"
     print(f"transferlab playground: {url}{'?token=' + token if token else ''}", flush=True)
     print(f"  data root {data_root.resolve()}  runs root {Path(args.runs_root).resolve()}",
           flush=True)
@@ -40,7 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"machine): {'on' if lab['enabled'] else 'off'}"
           + ("" if lab["enabled"] or not token else " (add --allow-code to turn it on)"),
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -62,7 +70,8 @@ def register(sub) -> None:
                        "and watch live, inspect and predict. Binds 127.0.0.1 by default; any "
                        "other address needs --token.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, "
+                   "printed at start)")
     p.add_argument("--data-root", default=".",
                    help="only dataset folders under this folder can be read (default: .)")
     p.add_argument("--runs-root", default="runs",

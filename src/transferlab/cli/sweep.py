@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..options import SWEEP_KINDS, check_sweep
 from ._signals import interruptible
 from .train import add_train_arguments, config_from_args
 
@@ -41,8 +42,6 @@ def _add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="metric for the plot and the noise verdicts (balanced_accuracy for "
                    "imbalanced data; test_* needs a test split: a test folder or "
                    "--holdout-test)")
-    p.add_argument("--image-size", type=int, help="square input resolution (default: the "
-                   "backbone's own); lower is faster on CPU")
     _add_ray_arguments(p)
 
 
@@ -92,10 +91,7 @@ def _run(args: argparse.Namespace, start) -> int:
 
 
 def _base(args: argparse.Namespace, data: str):
-    cfg = config_from_args(args, data)
-    if args.image_size:
-        cfg.image_size = args.image_size
-    return cfg
+    return config_from_args(args, data)
 
 
 def cmd_data_size(args: argparse.Namespace) -> int:
@@ -105,7 +101,7 @@ def cmd_data_size(args: argparse.Namespace) -> int:
                             image_size=args.scratch_image_size)
     base = _base(args, args.data)
     return _run(args, lambda backend: data_size_sweep(
-        args.data, args.sizes, compare=args.compare, seeds=args.seeds or 3,
+        args.data, args.sizes, compare=args.compare, seeds=args.seeds or SWEEP_KINDS["data-size"].default_seeds,
         strategy=args.strategy, scratch=scratch, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
@@ -113,13 +109,12 @@ def cmd_data_size(args: argparse.Namespace) -> int:
 def cmd_freeze_depth(args: argparse.Namespace) -> int:
     from ..experiments.sweeps import freeze_depth_sweep
 
-    if args.strategy not in ("two-phase", "finetune"):
-        raise ValueError(f"freeze-depth sweeps use --strategy two-phase or finetune, "
-                         f"got {args.strategy}")
+    check_sweep("freeze-depth", args.depths, args.strategy)
     base = _base(args, args.data)
     return _run(args, lambda backend: freeze_depth_sweep(
         args.data, mode=args.mode, depths=args.depths, groups=args.groups,
-        seeds=args.seeds or 1, strategy=args.strategy, base=base, metric=args.metric,
+        seeds=args.seeds or SWEEP_KINDS["freeze-depth"].default_seeds,
+        strategy=args.strategy, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 
@@ -128,7 +123,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _base(args, args.data)
     return _run(args, lambda backend: compare_strategies(
-        args.data, args.strategies, seeds=args.seeds or 3, base=base, metric=args.metric,
+        args.data, args.strategies,
+        seeds=args.seeds or SWEEP_KINDS["compare"].default_seeds, base=base, metric=args.metric,
         out=args.out, name=args.name, backend=backend, on_row=_on_row, log=_log))
 
 
@@ -220,6 +216,5 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
     p.add_argument("--plot", default="lr_find.png", help="PNG to write (default lr_find.png)")
     p.add_argument("--json", help="also write the curve and suggestions as JSON")
-    p.add_argument("--image-size", type=int, help="square input resolution")
     add_train_arguments(p)
     p.set_defaults(func=cmd_lr_find)

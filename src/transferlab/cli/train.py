@@ -7,96 +7,45 @@ import json
 import sys
 from pathlib import Path
 
-from ..catalog import BN_POLICIES, DEFAULT_BN_POLICY, DEFAULT_MODEL, ENGINES
-from ..config import STRATEGIES, TrainConfig
+from ..catalog import ENGINES
+from ..config import TrainConfig
+from ..options import BY_NAME, CLI, Option, check, options_for, parse
 from ._signals import interruptible
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+def _converter(o: Option):
+    """argparse ``type=`` for option ``o``: parse the text, then the table's one check."""
 
+    def convert(text: str):
+        try:
+            return check(o.name, parse(o, text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in {"all", "none"} else int(text)
+    convert.__name__ = o.kind  # argparse names the type in its own messages
+    return convert
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Training options shared by ``train`` and the sweep commands."""
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"any timm model name (default {DEFAULT_MODEL}, weights offline)")
-    p.add_argument("--weights", default="auto",
-                   help="auto | package | hub | random | FILE.safetensors|.pth (default auto: "
-                   "packaged offline weights, else the hub)")
-    p.add_argument("--strategy", default="two-phase", choices=STRATEGIES,
-                   help="feature-extraction | finetune | full | two-phase (default) | gradual")
-    p.add_argument("--epochs", type=int, help="epochs of the main phase (strategy default)")
-    p.add_argument("--probe-epochs", type=int, help="two-phase: epochs of the linear probe")
-    p.add_argument("--train-top", type=_optional_int, metavar="K",
-                   help="finetune/two-phase: train the head plus the top K groups ('all')")
-    p.add_argument("--unfreeze-every", type=int, default=1, help="gradual: epochs per group")
-    p.add_argument("--head-lr", type=float, help="head learning rate")
-    p.add_argument("--body-lr", type=float, help="one learning rate for every body group")
-    p.add_argument("--lr-decay", type=float,
-                   help="discriminative LRs: head-lr x decay^depth for each group below")
-    p.add_argument("--lrs", type=_floats, metavar="LR,LR,...",
-                   help="explicit LRs, e.g. 1e-6,1e-5,1e-4 (early, middle, head) or one per group")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant", "plateau"])
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--class-weighting", default="none", choices=["none", "balanced"],
-                   help="balanced: weight the loss by inverse class frequency (imbalanced data)")
-    p.add_argument("--l2sp", type=float, default=0.0,
-                   help="L2-SP strength: pull the body towards its pretrained weights")
-    p.add_argument("--grad-clip", type=float, help="clip gradient norm")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
-    p.add_argument("--min-delta", type=float, default=0.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--augment", default="auto", choices=["auto", "none", "standard", "strong"])
-    p.add_argument("--hidden", type=int, help="hidden units in the new head (default none)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the new head")
-    p.add_argument("--bn", dest="bn_policy", default=DEFAULT_BN_POLICY, choices=BN_POLICIES,
-                   help="BatchNorm while training: eval = every BatchNorm layer keeps its "
-                   "pretrained statistics (default; scale and shift still train), freeze = "
-                   "only frozen groups' do, train = all use batch statistics")
-    p.add_argument("--per-class", type=int, help="use at most N training images per class")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="held-out fraction when the folder has no val split")
-    p.add_argument("--holdout-test", dest="test_fraction", type=float, default=0.0,
-                   metavar="FRACTION",
-                   help="hold out this fraction of the training images (stratified, seeded) "
-                   "as a test split used for nothing but the final figure (datasets "
-                   "without a test folder)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--workers", dest="num_workers", type=int, default=0,
-                   help="DataLoader worker processes")
-    p.add_argument("--no-cache", dest="cache_features", action="store_false",
-                   help="do not cache frozen-body features")
-    p.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/transferlab)")
-    p.add_argument("--engine", default="auto", choices=ENGINES,
-                   help="what runs frozen forward passes on the CPU: auto (ONNX Runtime if "
-                   "installed, else bf16 where native, else torch) | torch | torch-bf16 | "
-                   "onnxruntime")
-    p.add_argument("--no-fast-data", dest="fast_data", action="store_false",
-                   help="decode images with PIL every epoch instead of once into a uint8 "
-                   "store with batched augmentation on the device")
-    p.add_argument("--feature-views", type=int, default=0, metavar="K",
-                   help="cache K augmented views per image, so phases with a frozen bottom "
-                   "train from cached activations even with augmentation (default 0)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the trained module")
-    p.add_argument("--out", default="runs", help="folder for run folders (default runs/)")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="log to TensorBoard (RUN/tensorboard; needs the tensorboard package)")
-    p.add_argument("--mlflow", action="store_true",
-                   help="log to MLflow (default store: sqlite in the run folder; needs "
-                   "mlflow-skinny)")
-    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///RUN/mlflow.db)")
-    p.add_argument("--mlflow-experiment", default="transferlab", help="MLflow experiment name")
+    """The flags of every option the CLI shows (:data:`transferlab.options.OPTIONS`)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for o in options_for(CLI):
+        g = groups.get(o.group) or groups.setdefault(
+            o.group, p.add_argument_group(f"training options: {o.group}"))
+        if o.name == "name":  # ``train --name`` names the run, a sweep's names the sweep
+            continue
+        flags = [o.flag, *(a for a in o.cli_aliases if not a.startswith("--no-"))]
+        if o.kind == "bool":
+            g.add_argument(*flags, dest=o.name, default=o.default, help=o.help,
+                           action=argparse.BooleanOptionalAction)
+            for alias in (a for a in o.cli_aliases if a.startswith("--no-")):
+                g.add_argument(alias, dest=o.name, action="store_false", help=argparse.SUPPRESS)
+            continue
+        shown = f" (default {o.default})" if o.default is not None and "default" not in o.help \
+            else ""
+        metavar = o.metavar or ("{" + ",".join(o.choices) + "}" if o.choices else None)
+        g.add_argument(*flags, dest=o.name, default=o.default, type=_converter(o),
+                       metavar=metavar, help=o.help.replace("%", "%%") + shown)
 
 
 def config_from_args(args: argparse.Namespace, data: str | None) -> TrainConfig:
@@ -114,7 +63,9 @@ def config_from_args(args: argparse.Namespace, data: str | None) -> TrainConfig:
             if key == "data":
                 data = data or value
             elif key not in values or values[key] == defaults.get(key):
-                values[key] = value
+                # YAML reads 1e-3 as text: parse it as the flag would
+                o = BY_NAME.get(key)
+                values[key] = parse(o, value) if o and isinstance(value, str) else value
     if not data:
         raise ValueError("give a DATA folder (or --resume RUN_DIR)")
     return TrainConfig(data=str(data), **values)
@@ -148,6 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = config_from_args(args, args.data)
         if args.name:
             cfg.name = args.name
+        if args.dry_run:  # the plan POST /api/train/plan returns, as JSON; nothing trains
+            from ..session import dry_run
+
+            print(json.dumps(dry_run(cfg), indent=1))
+            return 0
         kwargs = {"cfg": cfg}
     # SIGINT and SIGTERM stop at the last completed epoch, even when SIGINT came in ignored.
     interruptible()
@@ -322,6 +278,9 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="settings from a YAML/JSON file (e.g. a run's config.json); flags win")
     p.add_argument("--name", help="run folder name (default: time-model-strategy)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (phases, groups, learning rates, epochs, "
+                   "auto's reasons) as JSON and stop; the web's plan is the same")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train, _defaults={a.dest: a.default for a in p._actions})
 

@@ -234,7 +234,7 @@ class PilSource:
         if view is not None:
             if self.train_transform is None:
                 raise ValueError("augmented views need a train_transform")
-            from ..training.loop import seed_everything
+            from ..utils import seed_everything
 
             seed_everything(self.seed * 7919 + view)
             tf = self.train_transform

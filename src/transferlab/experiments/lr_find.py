@@ -157,26 +157,15 @@ def lr_find(cfg: TrainConfig, *, phase: int = -1, start_lr: float = 1e-7, end_lr
     The model, data and frozen groups are those :func:`transferlab.api.fine_tune` would use;
     a head-only phase without augmentation runs on cached features (seconds).
     """
-    from ..api import _phase_loaders, resolve_device
-    from ..data import load_splits
-    from ..finetune.auto import dataset_stats, resolve_auto
     from ..finetune.freeze import freeze_all, set_group_trainable, train_top, trainable_groups
     from ..finetune.param_groups import build_param_groups
-    from ..finetune.strategies import plan_phases
-    from ..models.factory import create_model
-    from ..training.loop import seed_everything
+    from ..session import prepare
+    from ..training.fastpath import phase_loaders
 
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         per_class=cfg.per_class)
-    if cfg.strategy == "auto":
-        cfg = resolve_auto(cfg, dataset_stats(splits))
-    model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
-                         hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
-    if cfg.image_size:
-        model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
-    phases = plan_phases(cfg, model.group_names)
+    # the splits, auto's resolution (same image size as train), model and phases of fine_tune
+    session = prepare(cfg)
+    cfg, splits, model, phases, device = (session.cfg, session.splits, session.model,
+                                          session.phases, session.device)
     try:
         ph = phases[phase]
     except IndexError:
@@ -187,7 +176,7 @@ def lr_find(cfg: TrainConfig, *, phase: int = -1, start_lr: float = 1e-7, end_lr
         set_group_trainable(model, [*ph.train_groups, model.group_names[-1]], True)
     else:
         train_top(model, ph.train_top)
-    module, loader, _, cached = _phase_loaders(model, cfg, ph, splits, device, {})
+    module, loader, _, cached = phase_loaders(model, cfg, ph, splits, device, {})
     groups = [model.groups[-1]] if cached else model.groups
     trainable = set(trainable_groups(model))
     groups = [g for g in groups if g.name in trainable]

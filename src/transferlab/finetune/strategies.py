@@ -21,9 +21,11 @@ instead of the top K: surgical fine-tuning of, say, only ``stage1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import TrainConfig
+from ..options import DEFAULT_STRATEGY, STRATEGIES, check_train_top
 from .param_groups import group_learning_rates
 
 
@@ -74,6 +76,86 @@ def _train_groups(cfg: TrainConfig, group_names: list[str]) -> list[str] | None:
     return list(cfg.train_groups)
 
 
+def _feature_extraction(cfg: TrainConfig, names: list[str], chosen) -> list[Phase]:
+    return [Phase("probe", 0, _lrs(cfg, names, 1e-3, None), cfg.epochs or 50,
+                  _augment(cfg, True))]
+
+
+def _finetune(cfg: TrainConfig, names: list[str], chosen) -> list[Phase]:
+    k = 2 if cfg.train_top is None else cfg.train_top
+    head_only = not chosen if chosen is not None else k == 0
+    return [Phase("finetune", k, _lrs(cfg, names, 1e-4, 1e-5), cfg.epochs or 8,
+                  _augment(cfg, head_only), train_groups=chosen)]
+
+
+def _full(cfg: TrainConfig, names: list[str], chosen) -> list[Phase]:
+    return [Phase("full", None, _lrs(cfg, names, 1e-4, None, decay=0.6), cfg.epochs or 8,
+                  _augment(cfg, False))]
+
+
+def _two_phase(cfg: TrainConfig, names: list[str], chosen) -> list[Phase]:
+    probe_lrs = group_learning_rates(names, head_lr=1e-3)
+    probe_aug = "none" if cfg.augment == "auto" else cfg.augment
+    return [
+        # LP-FT wants the head converged before the body moves: as long a probe as
+        # feature extraction (a 30-epoch probe left magnetic_tile 5 points short)
+        Phase("probe", 0, probe_lrs, cfg.probe_epochs or 50, probe_aug),
+        Phase("finetune", cfg.train_top, _lrs(cfg, names, 1e-4, 1e-5), cfg.epochs or 5,
+              _augment(cfg, not chosen if chosen is not None else cfg.train_top == 0),
+              train_groups=chosen),
+    ]
+
+
+def _gradual(cfg: TrainConfig, names: list[str], chosen) -> list[Phase]:
+    return [Phase("gradual", 0, _lrs(cfg, names, 1e-3, 1e-5), cfg.epochs or 8,
+                  _augment(cfg, False), unfreeze_every=cfg.unfreeze_every)]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One recipe: its plan function, what it does in a paragraph, the options it reads."""
+
+    name: str
+    description: str
+    uses: tuple[str, ...]  # options of the table this recipe reads (besides the common ones)
+    plan: Callable[[TrainConfig, list[str], list[str] | None], list[Phase]] | None = None
+
+    @property
+    def uses_train_top(self) -> bool:
+        return "train_top" in self.uses
+
+
+_LR = ("head_lr", "body_lr", "lr_decay", "lrs")
+REGISTRY: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("feature-extraction", "Freeze the whole pretrained body and train only the new "
+             "head, on features computed once and cached. Fast; the baseline for small data.",
+             ("epochs", *_LR), _feature_extraction),
+    Strategy("finetune", "Train the new head plus the top K layer groups (K from the model "
+             "diagram, default 2), with lower learning rates for the body.",
+             ("epochs", "train_top", "train_groups", *_LR), _finetune),
+    Strategy("full", "Train every group, with discriminative learning rates that shrink "
+             "towards the stem.", ("epochs", *_LR), _full),
+    Strategy("two-phase", "First a linear probe (head only), then fine-tune the body from "
+             "there (LP-FT): the random head cannot wreck the pretrained features.",
+             ("epochs", "probe_epochs", "train_top", "train_groups", *_LR), _two_phase),
+    Strategy("gradual", "Start with the head only and unfreeze one more group from the top "
+             "every N epochs (ULMFiT-style gradual unfreezing).",
+             ("epochs", "unfreeze_every", *_LR), _gradual),
+    Strategy("auto", "Let the library pick a strategy, its epochs and the image size from "
+             "the dataset's size and the backbone; the plan says what it chose and why.",
+             ("epochs",), None),
+)}
+if tuple(REGISTRY) != STRATEGIES:  # the options table lists the same names, in this order
+    raise RuntimeError(f"strategy registry {tuple(REGISTRY)} != options {STRATEGIES}")
+
+
+def describe() -> list[dict]:
+    """Every strategy for a front end: name, description, options it uses, the default."""
+    return [{"name": s.name, "description": s.description, "uses": list(s.uses),
+             "uses_train_top": s.uses_train_top, "default": s.name == DEFAULT_STRATEGY}
+            for s in REGISTRY.values()]
+
+
 def plan_phases(cfg: TrainConfig, group_names: list[str], stats=None) -> list[Phase]:
     """The phases of ``cfg.strategy`` for a model with these layer groups (last = head).
 
@@ -86,32 +168,8 @@ def plan_phases(cfg: TrainConfig, group_names: list[str], stats=None) -> list[Ph
             raise ValueError("strategy 'auto' needs dataset statistics: pass "
                              "stats=transferlab.finetune.auto.dataset_stats(splits)")
         cfg = resolve_auto(cfg, stats, group_names)
-    s = cfg.strategy
-    chosen = _train_groups(cfg, group_names)
-    if s == "feature-extraction":
-        return [Phase("probe", 0, _lrs(cfg, group_names, 1e-3, None), cfg.epochs or 50,
-                      _augment(cfg, True))]
-    if s == "finetune":
-        k = 2 if cfg.train_top is None else cfg.train_top
-        head_only = not chosen if chosen is not None else k == 0
-        return [Phase("finetune", k, _lrs(cfg, group_names, 1e-4, 1e-5), cfg.epochs or 8,
-                      _augment(cfg, head_only), train_groups=chosen)]
-    if s == "full":
-        return [Phase("full", None, _lrs(cfg, group_names, 1e-4, None, decay=0.6),
-                      cfg.epochs or 8, _augment(cfg, False))]
-    if s == "two-phase":
-        probe_lrs = group_learning_rates(group_names, head_lr=1e-3)
-        probe_aug = "none" if cfg.augment == "auto" else cfg.augment
-        return [
-            # LP-FT wants the head converged before the body moves: as long a probe as
-            # feature extraction (a 30-epoch probe left magnetic_tile 5 points short)
-            Phase("probe", 0, probe_lrs, cfg.probe_epochs or 50, probe_aug),
-            Phase("finetune", cfg.train_top, _lrs(cfg, group_names, 1e-4, 1e-5),
-                  cfg.epochs or 5,
-                  _augment(cfg, not chosen if chosen is not None else cfg.train_top == 0),
-                  train_groups=chosen),
-        ]
-    if s == "gradual":
-        return [Phase("gradual", 0, _lrs(cfg, group_names, 1e-3, 1e-5), cfg.epochs or 8,
-                      _augment(cfg, False), unfreeze_every=cfg.unfreeze_every)]
-    raise ValueError(f"unknown strategy {s!r}")
+    strategy = REGISTRY.get(cfg.strategy)
+    if strategy is None or strategy.plan is None:
+        raise ValueError(f"unknown strategy {cfg.strategy!r}")
+    check_train_top(cfg.train_top, group_names)
+    return strategy.plan(cfg, group_names, _train_groups(cfg, group_names))

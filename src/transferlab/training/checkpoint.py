@@ -12,12 +12,13 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..utils import atomic_write, atomic_write_text  # noqa: F401 (atomic_write_text: re-export)
 
 _TENSOR = "__tensor__"
 
@@ -58,37 +59,6 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:  # make the rename durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        # surrogateescape: file names that are not valid UTF-8 are written as their raw bytes
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
-            fh.write(text)
-
-    _atomic_write(Path(path), write)
-
-
 def save_state(path: str | Path, state: dict) -> None:
     """Save nested ``state`` as ``path`` (.safetensors) plus ``path`` with .json suffix.
 
@@ -107,7 +77,7 @@ def save_state(path: str | Path, state: dict) -> None:
     previous = _previous(path)
     if path.is_file():
         _link_over(path, previous)
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
     stat = path.stat()
     doc = {"format": "transferlab-checkpoint/1", "tensors_file": path.name,
            "tensors_bytes": stat.st_size, "checkpoint_id": checkpoint_id, "state": meta}

@@ -338,7 +338,7 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
 
     from ..data.features import cached_features as single_process
     from ..data.features import default_cache_dir, extract_features, feature_key
-    from .checkpoint import _atomic_write
+    from ..utils import atomic_write
 
     if not is_distributed():
         return single_process(model, samples, transform, cache_dir=cache_dir,
@@ -368,7 +368,7 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
     x = _interleave(all_gather_rows(x.float()), len(samples))
     y = _interleave(all_gather_rows(y.long()), len(samples))
     if is_main():
-        _atomic_write(path, lambda tmp: save_file({"x": x.contiguous(), "y": y.contiguous()},
+        atomic_write(path, lambda tmp: save_file({"x": x.contiguous(), "y": y.contiguous()},
                                                   tmp))
     barrier()
     return x, y, False

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.datasets import make_loader
 from ..data.decoded import (
     DecodedLoader,
     DecodedSource,
@@ -29,7 +30,7 @@ from ..data.decoded import (
     decoded_store,
     find_store,
 )
-from ..data.features import PilSource, cached_activations
+from ..data.features import PilSource, cached_activations, feature_loader
 from ..data.gpu_augment import DEVICE_AUGMENTS, DeviceAugment
 from ..data.transforms import build_transforms
 from ..finetune.freeze import first_trainable_index
@@ -63,7 +64,7 @@ def _store(model, cfg, samples, split: str, device, cache: dict):
     return cache[key]
 
 
-def _source(model, cfg, splits, split: str, augment: str, device, cache: dict):
+def activation_source(model, cfg, splits, split: str, augment: str, device, cache: dict):
     samples = getattr(splits, split)
     views = augment != "none"
     if getattr(cfg, "fast_data", True) and (not views or augment in DEVICE_AUGMENTS):
@@ -119,9 +120,9 @@ def _cached_inputs(model, cfg, phase, splits, device, cache, boundary: int) -> P
     views = getattr(cfg, "feature_views", 0) if phase.augment != "none" else 0
     common = {"boundary": boundary, "cache_dir": cfg.cache_dir or None, "device": device,
               "engine": getattr(cfg, "engine", "auto"), "log": cache.get("log")}
-    train = cached_activations(model, _source(model, cfg, splits, "train", phase.augment,
+    train = cached_activations(model, activation_source(model, cfg, splits, "train", phase.augment,
                                               device, cache), views=views, **common)
-    val = cached_activations(model, _source(model, cfg, splits, "val", "none", device, cache),
+    val = cached_activations(model, activation_source(model, cfg, splits, "val", "none", device, cache),
                              **common)
     head_only = boundary == num_boundaries(model)
     if head_only:
@@ -162,3 +163,32 @@ def _decoded_inputs(model, cfg, phase, splits, device, cache) -> PhaseInputs:
            f"{device.type}" + (f", groups below {model.group_names[k]} without autograd"
                                if module is not model else ""))
     return PhaseInputs(module, train, val, False, how)
+
+
+def phase_loaders(model, cfg, phase, splits, device, cache: dict) -> tuple:
+    """(module to train, train loader, val loader, cached?) for a phase: cached activations,
+    decode-once with device augmentation, cached features of a frozen body, or PIL."""
+    from .distributed import cached_features
+
+    # cached activations at the first trainable group, or decode-once + device augmentation
+    fast = phase_inputs(model, cfg, phase, splits, device, cache)
+    if fast is not None:
+        return fast.as_tuple()
+    if phase.head_only and phase.augment == "none" and cfg.cache_features:
+        if "train" not in cache:
+            tf = build_transforms(model.data_config, train=False)
+            for split in ("train", "val"):
+                x, y, _ = cached_features(model, getattr(splits, split), tf,
+                                          cache_dir=cfg.cache_dir or None, device=device,
+                                          engine=getattr(cfg, "engine", "auto"))
+                cache[split] = (x, y)
+        return (model.head,
+                feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+                feature_loader(*cache["val"], batch_size=256, shuffle=False), True)
+    train_tf = build_transforms(model.data_config, train=True, augment=phase.augment)
+    eval_tf = build_transforms(model.data_config, train=False)
+    return (model,
+            make_loader(splits.train, train_tf, batch_size=cfg.batch_size, shuffle=True,
+                        seed=cfg.seed, num_workers=cfg.num_workers),
+            make_loader(splits.val, eval_tf, batch_size=cfg.batch_size * 2, shuffle=False,
+                        seed=cfg.seed, num_workers=cfg.num_workers), False)

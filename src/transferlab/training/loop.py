@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..finetune.param_groups import current_lrs
+from ..utils import seed_everything  # noqa: F401 (re-export: the loop's public API)
 from .accel import ChunkedEval, forward_backward
 
 EVENTS = ("fit_start", "epoch_start", "batch_end", "epoch_end", "fit_end")
@@ -59,16 +60,6 @@ class Callback:
         pass
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def group_grad_norms(model: nn.Module, groups: Sequence | None) -> dict[str, float]:
     """L2 norm of the gradients of each layer group (for diagnostics and the inspector)."""
     if not groups:
@@ -82,6 +73,26 @@ def group_grad_norms(model: nn.Module, groups: Sequence | None) -> dict[str, flo
             if p is not None and p.grad is not None:
                 sq += float(p.grad.detach().float().pow(2).sum())
         out[g.name] = math.sqrt(sq)
+    return out
+
+
+def group_weight_sizes(model: nn.Module, groups: Sequence | None) -> dict[str, float]:
+    """Largest absolute weight of each layer group (inf or nan when one is not finite)."""
+    if not groups:
+        return {}
+    params = dict(model.named_parameters())
+    out = {}
+    for g in groups:
+        size = 0.0
+        for name in g.param_names:
+            p = params.get(name)
+            if p is not None and p.numel():
+                value = float(p.detach().abs().max())
+                if not math.isfinite(value):
+                    size = value
+                    break
+                size = max(size, value)
+        out[g.name] = size
     return out
 
 
@@ -267,10 +278,18 @@ class Trainer:
     def _raise_non_finite(self, loss: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """Find which group's gradients exploded (backward on the last finite state) and stop."""
         owner = self.owner
-        norms = group_grad_norms(owner, getattr(owner, "groups", None))
-        worst = max(norms, key=lambda k: (not math.isfinite(norms[k]), norms[k]), default=None)
-        detail = (f"; largest gradient norm at the previous step: group {worst!r} "
-                  f"({norms[worst]:.3g})" if worst else "")
+        groups = getattr(owner, "groups", None)
+        # A real divergence (a learning rate far too high for a group) shows in that group's
+        # weights: non-finite, or orders of magnitude larger than the others'. The previous
+        # step's gradients were computed before it, so they rarely point at the culprit.
+        sizes = group_weight_sizes(owner, groups)
+        norms = group_grad_norms(owner, groups)
+        worst = max(sizes, key=lambda k: (not math.isfinite(sizes[k]), sizes[k]), default=None)
+        steepest = max(norms, key=lambda k: (not math.isfinite(norms[k]), norms[k]),
+                       default=None)
+        detail = (f"; the group whose weights exploded: {worst!r} (largest |weight| "
+                  f"{sizes[worst]:.3g}); largest gradient norm at the previous step: group "
+                  f"{steepest!r} ({norms[steepest]:.3g})" if worst else "")
         raise NonFiniteLossError(
             f"loss became {float(loss.detach())} at phase {self.phase!r}, epoch {self.epoch + 1}, "
             f"step {self.step + 1}{detail}. The last good checkpoint is kept; lower the "

@@ -1,4 +1,7 @@
-"""Live progress in the terminal with rich: epoch x/N, batch bar, loss and accuracy."""
+"""Live progress in the terminal with rich: epoch x/N, batch bar, loss and accuracy.
+
+When the output is not a terminal (a log file, ``make demo | tee``) there is no bar and each
+epoch is exactly one line, never wrapped at the console's width."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ class RichProgress(Callback):
         self.task = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        if not self.console.is_terminal:  # a log: one line per epoch, no bar
+            return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
@@ -23,7 +28,8 @@ class RichProgress(Callback):
         self.progress.start()
 
     def on_epoch_start(self, trainer: Trainer) -> None:
-        assert self.progress is not None
+        if self.progress is None:
+            return
         total = len(trainer.train_loader) if hasattr(trainer.train_loader, "__len__") else None
         self.task = self.progress.add_task(
             f"{trainer.phase} epoch {trainer.epoch + 1}/{trainer.epochs}", total=total, info=""
@@ -40,11 +46,12 @@ class RichProgress(Callback):
             f"{record.phase} epoch {record.epoch}/{trainer.epochs}  "
             f"train loss {record.train_loss:.4f} acc {record.train_acc:.3f}  "
             f"val loss {record.val_loss:.4f} acc {record.val_acc:.3f}  "
-            f"{record.images_per_s:.0f} img/s  {record.seconds:.1f}s"
+            f"{record.images_per_s:.0f} img/s  {record.seconds:.1f}s",
+            soft_wrap=True,
         )
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
             self.progress.stop()
         if trainer.stop_reason:
-            self.console.print(f"[yellow]{trainer.stop_reason}")
+            self.console.print(f"[yellow]{trainer.stop_reason}", soft_wrap=True)

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +47,33 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
+
+
+# One table from the library's exceptions to HTTP statuses (the first matching class wins).
+ERROR_STATUS: dict[type[Exception], int] = {
+    SecurityError: 400,  # its own status, see _library_error
+    NotFound: 404, RegistryError: 404, UnknownJob: 404, RunError: 404,
+    Unavailable: 501,
+    DataError: 422, WeightsUnavailableError: 422, ValueError: 422,
+}
+
+
+async def _library_error(_request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, SecurityError):
+        return _error(exc.status, str(exc))
+    status = next(s for t, s in ERROR_STATUS.items() if isinstance(exc, t))
+    return _error(status, str(exc))
+
+
+async def _invalid_request(_request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable line per problem (``field: message``), as the library's errors
+    read: the options table's message is the same here as on the command line."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return _error(422, "; ".join(parts) or "invalid request")
 
 
 def _host_allowed(host_header: str, allowed: tuple[str, ...]) -> bool:
@@ -128,43 +156,10 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
                                 secure=request.url.scheme == "https")
         return response
 
-    @app.exception_handler(SecurityError)
-    async def _security(_r, exc: SecurityError):
-        return _error(exc.status, str(exc))
-
+    for exc_type in ERROR_STATUS:
+        app.add_exception_handler(exc_type, _library_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(LabError, lab_error_response)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_r, exc):
-        return _error(404, str(exc))
-
-    @app.exception_handler(RegistryError)
-    async def _registry(_r, exc):
-        return _error(404, str(exc))
-
-    @app.exception_handler(UnknownJob)
-    async def _job(_r, exc):
-        return _error(404, str(exc))
-
-    @app.exception_handler(RunError)
-    async def _run(_r, exc):
-        return _error(404, str(exc))
-
-    @app.exception_handler(Unavailable)
-    async def _unavailable(_r, exc):
-        return _error(501, str(exc))
-
-    @app.exception_handler(DataError)
-    async def _data(_r, exc):
-        return _error(422, str(exc))
-
-    @app.exception_handler(WeightsUnavailableError)
-    async def _weights(_r, exc):
-        return _error(422, str(exc))
-
-    @app.exception_handler(ValueError)
-    async def _value(_r, exc):
-        return _error(422, str(exc))
 
     # -- page ------------------------------------------------------------------------------
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

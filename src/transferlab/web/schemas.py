@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, field_validator
 
 from ..models.factory import DEFAULT_MODEL
+from ..options import BY_NAME, SWEEP_KINDS, WEB, Option, check, options_for
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -27,60 +28,73 @@ class SummaryRequest(_Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class TrainOptions(_Strict):
-    """What the Train page sends; mapped one-to-one onto :class:`TrainConfig` fields."""
+def _web_field(o: Option):
+    """Type and Field of option ``o`` for the web: the table's default, choices and range
+    (in the JSON schema); the table's :func:`~transferlab.options.check` decides."""
+    base = {"int": int, "float": float, "str": str, "bool": bool, "floats": list[Any],
+            "strs": list[str]}[o.kind]
+    choices = o.web_choices or o.choices
+    tp = Literal[choices] if choices else base  # type: ignore[valid-type]
+    if o.nullable:
+        tp = tp | None
+    extra: dict = {"description": o.help, "json_schema_extra": {"group": o.group}}
+    if o.kind in ("int", "float"):
+        extra.update(ge=o.min, gt=o.gt, le=o.web_max if o.web_max is not None else o.max,
+                     lt=o.lt)
+    if o.kind in ("floats", "strs"):
+        extra["max_length"] = 64
+    return tp, Field(o.default, **extra)
 
-    dataset: str = Field(..., min_length=1, max_length=500,
-                         description="dataset folder, relative to the data root")
-    model: str = Field(DEFAULT_MODEL, min_length=1, max_length=100)
-    weights: Literal["auto", "random"] = "auto"
-    strategy: str = "feature-extraction"
-    epochs: int | None = Field(None, ge=1, le=1000)
-    probe_epochs: int | None = Field(None, ge=1, le=1000)
-    train_top: int | None = Field(None, ge=0)
-    train_groups: list[str] | None = Field(
-        None, max_length=64, description="finetune/two-phase: exactly these body groups")
-    unfreeze_every: int = Field(1, ge=1, le=1000)
-    head_lr: float | None = Field(None, gt=0, le=10)
-    body_lr: float | None = Field(None, ge=0, le=10)
-    lr_decay: float | None = Field(None, gt=0, le=1)
-    lrs: dict[str, float] | None = Field(None, description="explicit learning rate per group")
-    patience: int = Field(5, ge=1, le=1000)
-    batch_size: int = Field(32, ge=1, le=1024)
-    per_class: int | None = Field(None, ge=1)
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    augment: Literal["auto", "none", "standard", "strong"] = "auto"
-    bn_policy: Literal["eval", "freeze", "train"] = "eval"
-    class_weighting: Literal["none", "balanced"] = "none"
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    hidden: int | None = Field(None, ge=1, le=65_536)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    schedule: Literal["cosine", "constant", "plateau"] = "cosine"
 
-    @field_validator("lrs")
-    @classmethod
-    def _positive_lrs(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value is not None:
-            bad = {k: v for k, v in value.items() if not 0 <= v <= 10}
-            if bad:
-                raise ValueError(f"learning rates must be between 0 and 10, got {bad}")
-        return value
+def _checked(names: tuple[str, ...]):
+    """One ``field_validator`` running the table's check on every option (same messages as
+    the CLI and ``TrainConfig``); runs before Pydantic's own type and range checks."""
+
+    def run(cls, value, info):
+        o = BY_NAME[info.field_name]
+        if isinstance(value, str) and o.kind in ("int", "float", "floats"):
+            raise ValueError(f"{o.name} must be {'a whole number' if o.kind == 'int' else 'a number'}"
+                             f", got {value!r}")
+        if o.kind == "floats" and isinstance(value, list):
+            # the learning-rate table: checked by the service, which knows the groups and
+            # names the one whose rate is blank, text, zero or negative
+            return value
+        return check(o.name, value)
+
+    return field_validator(*names, mode="before")(classmethod(run))
+
+
+_WEB_OPTIONS = options_for(WEB)
+
+# What the Train page sends: every option of the table the web shows, plus the dataset.
+TrainOptions = create_model(
+    "TrainOptions",
+    __base__=_Strict,
+    __validators__={"_table": _checked(tuple(o.name for o in _WEB_OPTIONS))},
+    data=(str, Field(..., min_length=1, max_length=500,
+                     validation_alias=AliasChoices("data", "dataset"),
+                     description="dataset folder, relative to the data root")),
+    **{o.name: _web_field(o) for o in _WEB_OPTIONS},
+)
+TrainOptions.__doc__ = ("Training options from the Train page: generated from "
+                        ":data:`transferlab.options.OPTIONS` (the ``web`` face).")
 
 
 class PlanRequest(TrainOptions):
     """Same fields as a training request; the dataset is optional (only the plan is made)."""
 
-    dataset: str = "."
+    data: str = Field(".", validation_alias=AliasChoices("data", "dataset"))
     num_classes: int = Field(4, ge=2, le=100_000)
 
 
 class SweepRequest(_Strict):
-    kind: Literal["data-size", "freeze-depth", "strategy"]
+    kind: Literal[tuple(SWEEP_KINDS)]  # type: ignore[valid-type]
     train: TrainOptions
     values: list[int | str] | None = Field(
         None, max_length=20,
-        description="data-size: images per class; freeze-depth: K values; strategy: names")
-    seeds: int = Field(1, ge=1, le=10, description="repeats per setting (for intervals)")
+        description="data-size: images per class; freeze-depth: K values; compare: names")
+    seeds: int | None = Field(None, ge=1, le=10, description="repeats per setting (for "
+                              "intervals); default: the kind's, as on the command line")
     scratch: bool = Field(False, description="data-size: also train from random weights")
 
 

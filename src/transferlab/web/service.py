@@ -20,27 +20,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import STRATEGIES, TrainConfig
+from ..config import TrainConfig
 from ..data.scan import IMAGE_EXTENSIONS, DataError
 from ..models.factory import DEFAULT_MODEL, KNOWN_BACKBONES, TransferModel
 from ..store.registry import RunRegistry
 from .jobs import JobRunner, new_job_id
 from .security import SecurityError, relative_to_root, resolve_under
-
-STRATEGY_INFO = {
-    "feature-extraction": "Freeze the whole pretrained body and train only the new head, on "
-                          "features computed once and cached. Fast; the baseline for small data.",
-    "finetune": "Train the new head plus the top K layer groups (K from the model diagram), "
-                "with lower learning rates for the body.",
-    "full": "Train every group, with discriminative learning rates that shrink towards the "
-            "stem.",
-    "two-phase": "First a linear probe (head only), then fine-tune the body from there "
-                 "(LP-FT): the random head cannot wreck the pretrained features.",
-    "gradual": "Start with the head only and unfreeze one more group from the top every N "
-               "epochs (ULMFiT-style gradual unfreezing).",
-    "auto": "Let the library pick a strategy from the dataset size and backbone.",
-}
-STRATEGY_USES_TRAIN_TOP = {"finetune", "two-phase"}
 
 RUN_FILES = {  # downloadable/viewable files of a run folder
     "config.json": "application/json", "data.json": "application/json",
@@ -352,63 +337,60 @@ class Service:
         return doc
 
     def group_names(self, name: str, num_classes: int = 4) -> list[str]:
+        """From the architecture alone: no weights are read to name the groups."""
+        from ..session import architecture_group_names
+
+        self._check_model_name(name)
         with self._torch_lock:
-            return self._model(name, num_classes)[0].group_names
+            return architecture_group_names(name)
 
     # -- strategies and plans --------------------------------------------------------------
     def strategies(self) -> list[dict]:
-        """Whatever :data:`transferlab.config.STRATEGIES` lists is offered."""
-        return [{"name": s, "description": STRATEGY_INFO.get(s, "see the library documentation"),
-                 "uses_train_top": s in STRATEGY_USES_TRAIN_TOP} for s in STRATEGIES]
+        """The library's registry (:data:`transferlab.finetune.strategies.REGISTRY`)."""
+        from ..finetune.strategies import describe
+
+        return describe()
 
     def _config(self, opts, data: str, *, group_names: list[str] | None = None,
                 **extra) -> TrainConfig:
-        values = opts.model_dump(exclude={"dataset", "lrs", "num_classes"})
-        lrs = None
-        if opts.lrs:
+        """The TrainConfig of a web request; a learning-rate table (one rate per group, in
+        the model's group order) is checked naming the group whose rate is wrong."""
+        from ..options import check_group_lrs
+
+        values = opts.model_dump(exclude={"data", "num_classes"})
+        if opts.lrs is not None:
             names = group_names or self.group_names(opts.model)
-            unknown = sorted(set(opts.lrs) - set(names))
-            if unknown:
-                raise ValueError(f"unknown layer groups in the learning-rate table: {unknown}; "
-                                 f"{opts.model} has {', '.join(names)}")
-            missing = [n for n in names if n not in opts.lrs]
-            if missing:
-                raise ValueError(f"the learning-rate table lacks {', '.join(missing)}")
-            lrs = [float(opts.lrs[n]) for n in names]
-        return TrainConfig(data=data, lrs=lrs, **values, **extra)
+            if len(opts.lrs) != len(names):
+                raise ValueError(f"the learning-rate table has {len(opts.lrs)} rates for the "
+                                 f"{len(names)} groups of {opts.model} ({', '.join(names)})")
+            check_group_lrs(opts.lrs, names)
+            values["lrs"] = [float(v) for v in opts.lrs]
+        return TrainConfig(data=data, **values, **extra)
 
     def plan(self, opts) -> dict:
-        from ..finetune.strategies import plan_phases
+        """The library's plan (:func:`transferlab.session.plan_document`); for ``auto`` the
+        rule's choice and reasons (the resolution is measured when the job starts)."""
+        from ..session import plan_document, resolve_strategy
 
         self._check_model_name(opts.model)
-        names = self.group_names(opts.model, opts.num_classes)
+        names = self.group_names(opts.model)
         cfg = self._config(opts, ".", group_names=names)
-        resolved = None
-        if cfg.strategy == "auto":  # the rule needs the dataset's statistics
+        auto = cfg.strategy == "auto"
+        if auto:  # the rule needs the dataset's statistics
             from ..data import load_splits
-            from ..finetune.auto import dataset_stats, resolve_auto
 
-            if opts.dataset in ("", "."):
+            if opts.data in ("", "."):
                 raise ValueError("strategy 'auto' decides from the dataset: choose one first")
-            splits = load_splits(self.dataset_dir(opts.dataset), val_fraction=cfg.val_fraction,
+            splits = load_splits(self.dataset_dir(opts.data), val_fraction=cfg.val_fraction,
                                  seed=cfg.seed, per_class=cfg.per_class)
-            cfg = resolve_auto(cfg, dataset_stats(splits), names)
-            resolved = {"strategy": cfg.strategy, "train_top": cfg.train_top,
-                        "epochs": cfg.epochs, "notes": [n for n in cfg.notes
-                                                        if n.startswith("auto")]}
-        phases = plan_phases(cfg, names)
-        return {"groups": names, "resolved": resolved, "phases": [
-            {"name": p.name, "train_top": p.train_top, "lrs": p.lrs, "epochs": p.epochs,
-             "augment": p.augment, "unfreeze_every": p.unfreeze_every,
-             "train_groups": p.train_groups, "head_only": p.head_only,
-             "cached_features": p.head_only and p.augment == "none" and cfg.cache_features}
-            for p in phases]}
+            cfg = resolve_strategy(cfg, splits, measure=False)
+        return plan_document(cfg, names, resolved_from_auto=auto)
 
     # -- training jobs ---------------------------------------------------------------------
     def submit_train(self, opts) -> dict:
         from ..models.factory import offline_availability
 
-        data = self.dataset_dir(opts.dataset)
+        data = self.dataset_dir(opts.data)
         self._check_model_name(opts.model)
         if opts.weights == "auto" and offline_availability(opts.model) == "download":
             raise ValueError(
@@ -603,15 +585,16 @@ class Service:
         info = {k["kind"]: k for k in sweeps.available_sweeps()}[req.kind]
         if not info["available"]:
             raise Unavailable(info["reason"])
-        data = self.dataset_dir(req.train.dataset)
+        data = self.dataset_dir(req.train.data)
         self._check_model_name(req.train.model)
-        values = sweeps.check_values(req.kind, req.values)
+        values = sweeps.check_values(req.kind, req.values, req.train.strategy)
         job_id = new_job_id(f"sweep-{req.kind}")
         out_dir = self.runs_root / "sweeps" / job_id
         cfg = self._config(req.train, str(data), name=None, cache_dir=self.settings.cache_dir,
                            device=self.settings.device)
         return self.runner.submit(job_id, "sweep", {
-            "kind": req.kind, "config": cfg.to_dict(), "values": values, "seeds": req.seeds,
+            "kind": req.kind, "config": cfg.to_dict(), "values": values,
+            "seeds": req.seeds or sweeps.SWEEP_KINDS[req.kind].default_seeds,
             "scratch": req.scratch, "out_dir": str(out_dir),
             "db_path": str(self.settings.db_path),
             "label": f"{req.kind} sweep · {data.name}"})

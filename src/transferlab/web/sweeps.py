@@ -12,12 +12,8 @@ import importlib
 import json
 from pathlib import Path
 
-# kind -> (function in transferlab.experiments, what ``values`` mean)
-SWEEP_FUNCTIONS: dict[str, tuple[str, str]] = {
-    "data-size": ("data_size_sweep", "training images per class"),
-    "freeze-depth": ("freeze_depth_sweep", "trained top groups K"),
-    "strategy": ("compare_strategies", "strategies"),
-}
+from ..options import SWEEP_KINDS, check_sweep
+
 PROGRESS = "progress.jsonl"
 
 
@@ -26,37 +22,26 @@ def _function(kind: str):
         mod = importlib.import_module("transferlab.experiments")
     except ImportError:
         return None
-    fn = getattr(mod, SWEEP_FUNCTIONS[kind][0], None)
+    fn = getattr(mod, SWEEP_KINDS[kind].function, None)
     return fn if callable(fn) else None
 
 
 def available_sweeps() -> list[dict]:
+    """The kinds of :data:`transferlab.options.SWEEP_KINDS`, with their defaults."""
     out = []
-    for kind, (name, meaning) in SWEEP_FUNCTIONS.items():
+    for kind, spec in SWEEP_KINDS.items():
         ok = _function(kind) is not None
-        out.append({"kind": kind, "values_meaning": meaning, "function": name, "available": ok,
+        out.append({"kind": kind, "values_meaning": spec.values_meaning,
+                    "function": spec.function, "default_seeds": spec.default_seeds,
+                    "strategies": spec.strategies, "available": ok,
                     "reason": None if ok else
-                    f"not available yet: transferlab.experiments has no {name}()"})
+                    f"not available yet: transferlab.experiments has no {spec.function}()"})
     return out
 
 
-def check_values(kind: str, values: list | None) -> list | None:
-    """Validate the values of a sweep at the edge (the library checks them again)."""
-    if values is None:
-        return None
-    if not values:
-        raise ValueError("give at least one value, or none for the sweep's defaults")
-    if kind == "data-size" and any(not isinstance(v, int) or v < 1 for v in values):
-        raise ValueError(f"data-size values are images per class (integers >= 1), got {values}")
-    if kind == "freeze-depth" and any(not isinstance(v, int) or v < 0 for v in values):
-        raise ValueError(f"freeze-depth values are numbers of top groups K >= 0, got {values}")
-    if kind == "strategy":
-        from ..config import STRATEGIES
-
-        bad = [v for v in values if v not in STRATEGIES]
-        if bad:
-            raise ValueError(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
-    return list(values)
+def check_values(kind: str, values: list | None, strategy: str | None = None) -> list | None:
+    """Validate a sweep at the edge: the same check (and message) as the CLI's."""
+    return check_sweep(kind, values, strategy)
 
 
 def _progress(sweep_dir: Path, doc: dict) -> None:
@@ -94,23 +79,20 @@ def run_sweep(spec: dict, stop_flag) -> dict:
     def log(message: str) -> None:
         _progress(sweep_dir, {"event": "log", "message": message})
 
-    common = {"seeds": spec.get("seeds", 1), "base": base, "out": sweep_dir.parent,
+    seeds = spec.get("seeds") or SWEEP_KINDS[kind].default_seeds
+    common = {"seeds": seeds, "base": base, "out": sweep_dir.parent,
               "name": sweep_dir.name, "on_row": on_row, "log": log}
     fn = _function(kind)
     if fn is None:
         raise RuntimeError(f"{kind} sweeps are not available in this installation")
     if kind == "data-size":
-        from ..config import STRATEGIES
-
         kwargs = {"compare": ("transfer", "scratch") if spec.get("scratch") else ("transfer",),
-                  "strategy": base.strategy if base.strategy in STRATEGIES else
-                  "feature-extraction"}
+                  "strategy": base.strategy}
         if values:
             kwargs["sizes"] = values
         result = fn(base.data, **kwargs, **common)
-    elif kind == "freeze-depth":
-        strategy = base.strategy if base.strategy in ("two-phase", "finetune") else "two-phase"
-        result = fn(base.data, mode="depth", depths=values, strategy=strategy, **common)
+    elif kind == "freeze-depth":  # the strategy was checked when the sweep was submitted
+        result = fn(base.data, mode="depth", depths=values, strategy=base.strategy, **common)
     else:
         result = fn(base.data, **({"strategies": values} if values else {}), **common)
     _progress(sweep_dir, {"event": "sweep_done", "trials": len(result.rows)})

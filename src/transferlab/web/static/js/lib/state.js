@@ -10,10 +10,9 @@ export const state = {
   model: store.get("model", "tf_efficientnet_lite0"),
   summary: null,
   summaryKey: "",
-  sel: { top: 2, groups: null }, // finetune / two-phase: head + top K, or exactly these groups
-  autoResolved: null, // what strategy "auto" chose for the dataset
+  sel: { top: null, groups: null }, // finetune / two-phase: head + top K (null: the strategy's default), or exactly these groups
   strategies: [],
-  strategy: "feature-extraction",
+  strategy: null, // the library's default strategy once /api/strategies has answered
   plan: null,
   lrs: {}, // group -> learning rate shown in the table
   lrEdited: false,

@@ -15,7 +15,7 @@ loaders.experiments = async () => {
   const help = {
     "data-size": ["Data size", "How accuracy grows with the number of training images per class; optionally against training from scratch.", "5, 10, 20"],
     "freeze-depth": ["Freeze depth", "Fine-tune the head plus the top K groups, for several K (two-phase or finetune from the Train page).", "0, 1, 2"],
-    "strategy": ["Strategy comparison", "The presets side by side on the same data, splits and seeds.", "feature-extraction, two-phase"],
+    "compare": ["Strategy comparison", "The presets side by side on the same data, splits and seeds.", "feature-extraction, two-phase"],
   };
   for (const k of doc.kinds) {
     const [title, text, example] = help[k.kind] || [k.kind, "", ""];
@@ -23,7 +23,7 @@ loaders.experiments = async () => {
     if (k.available) {
       const id = `sweep-values-${k.kind}`;
       const input = el("input", { type: "text", id, value: example });
-      const seeds = el("input", { type: "number", id: `${id}-seeds`, min: "1", max: "10", value: "1" });
+      const seeds = el("input", { type: "number", id: `${id}-seeds`, min: "1", max: "10", value: String(k.default_seeds) });
       card.append(el("label", { for: id, text: `Values (${k.values_meaning})` }), input,
         el("label", { for: `${id}-seeds`, text: "Seeds per setting (more: honest intervals, slower)" }), seeds);
       let scratch = null;
@@ -32,7 +32,7 @@ loaders.experiments = async () => {
         card.append(el("label", { for: `${id}-scratch` }, scratch, " also train from scratch (slow on a CPU)"));
       }
       card.append(el("button", { type: "button", class: "primary", text: "Run sweep",
-        onclick: () => startSweep(k.kind, input.value, Number(seeds.value) || 1, scratch ? scratch.checked : false) }));
+        onclick: () => startSweep(k.kind, input.value, Number(seeds.value) || k.default_seeds, scratch ? scratch.checked : false) }));
     } else {
       card.append(el("p", { class: "msg info sweep-unavailable", text: k.reason || "not available yet" }));
     }
@@ -88,7 +88,7 @@ async function startSweep(kind, text, seeds, scratch) {
     const opts = trainOptions();
     delete opts.lrs;
     delete opts.train_groups;
-    const job = await api("/api/experiments", { json: { kind, values: values.length ? values : null, seeds, scratch, train: { dataset: state.dataset.path, ...opts } } });
+    const job = await api("/api/experiments", { json: { kind, values: values.length ? values : null, seeds, scratch, train: { data: state.dataset.path, ...opts } } });
     say("#exp-msg", `Sweep queued as job ${job.id}: follow it in the Train page's job queue.`, "ok");
     refreshJobs();
     loaders.experiments();

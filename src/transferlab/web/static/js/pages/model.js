@@ -3,6 +3,7 @@ import { api } from "../lib/api.js";
 import { $, el, fmtInt, fmtShape, say, store } from "../lib/dom.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
+import { loadStrategies, usesSelection } from "../lib/strategies.js";
 
 export async function ensureModels() {
   if (state.models.length) return;
@@ -13,23 +14,23 @@ export async function ensureModels() {
   sel.value = state.model;
 }
 loaders.model = async () => {
-  await ensureModels();
+  await Promise.all([ensureModels(), loadStrategies()]);
   await loadSummary();
 };
 export function numClasses() {
   return state.dataset ? state.dataset.classes.length : 4;
 }
-export const USES_SELECTION = ["finetune", "two-phase"];
 export function bodyNames() {
   return state.summary ? state.summary.groups.slice(0, -1).map((g) => g.name) : [];
 }
-// What trains in the main phase of the chosen strategy: the diagram shows exactly this.
+// What trains in the main phase of the plan the library made (/api/train/plan): the diagram
+// shows exactly this. Before a plan exists, the groups chosen on this page.
 function effective() {
-  const s = state.strategy;
-  if (s === "feature-extraction" || s === "gradual") return { train_top: 0 };
-  if (s === "full") return { train_top: null };
-  if (s === "auto") return { train_top: state.autoResolved ? state.autoResolved.train_top : 0 };
-  return state.sel.groups ? { train_groups: state.sel.groups } : { train_top: state.sel.top };
+  if (state.plan) {
+    const main = state.plan.phases[state.plan.phases.length - 1];
+    return main.train_groups ? { train_groups: main.train_groups } : { train_top: main.train_top };
+  }
+  return state.sel.groups ? { train_groups: state.sel.groups } : { train_top: state.sel.top ?? 0 };
 }
 export async function loadSummary(force = false) {
   const body = { model: state.model, num_classes: numClasses(), ...effective() };
@@ -102,9 +103,12 @@ function toggleGroup(index) {
   const contiguous = names.slice(n - k).every((x) => trainable.has(x));
   state.sel = contiguous ? { top: k, groups: null } : { top: k, groups: names.filter((x) => trainable.has(x)) };
   // The diagram decides what trains: switch to the preset that honours it.
-  if (!USES_SELECTION.includes(state.strategy)) state.strategy = k === 0 ? "feature-extraction" : "finetune";
-  else if (state.strategy === "finetune" && k === 0) state.strategy = "feature-extraction";
+  // Head only is feature extraction; a trained body needs a strategy that trains the chosen
+  // groups (finetune, two-phase: the registry's `uses`), else finetune.
+  if (k === 0 && !state.sel.groups) state.strategy = "feature-extraction";
+  else if (!usesSelection(state.strategy)) state.strategy = "finetune";
   state.lrEdited = false;
+  state.plan = null; // the Train page asks the library for the new plan
   say("#model-msg", `${wasTrainable ? "Froze" : "Unfroze"} ${name}. Strategy: ${state.strategy}.`, "info");
   loadSummary().then(() => $(`#groups [data-index="${index}"]`)?.focus());
 }
@@ -112,5 +116,6 @@ $("#backbone").addEventListener("change", async (ev) => {
   state.model = ev.target.value;
   store.set("model", state.model);
   state.lrEdited = false;
+  state.plan = null;
   await loadSummary();
 });

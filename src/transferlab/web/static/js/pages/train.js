@@ -4,14 +4,15 @@ import { lineChart } from "../lib/charts.js";
 import { $, $$, el, say } from "../lib/dom.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
+import { loadStrategies, usesSelection } from "../lib/strategies.js";
 import { follow, refreshJobs, renderLive } from "./live.js";
-import { USES_SELECTION, bodyNames, ensureModels, loadSummary, numClasses } from "./model.js";
+import { bodyNames, ensureModels, loadSummary, numClasses } from "./model.js";
 
+// The strategy radios, from the library's registry (rendered once).
 export async function ensureStrategies() {
-  if (state.strategies.length) return;
-  state.strategies = await api("/api/strategies");
+  await loadStrategies();
   const box = $("#strategy-list");
-  box.replaceChildren();
+  if (box.children.length) return;
   for (const s of state.strategies) {
     const id = `strategy-${s.name}`;
     box.append(el("label", { for: id },
@@ -22,8 +23,8 @@ export async function ensureStrategies() {
 function chooseStrategy(name) {
   state.strategy = name;
   const n = bodyNames().length || 2;
-  if (name === "finetune" && !state.sel.groups && (state.sel.top === 0 || state.sel.top >= n)) state.sel = { top: Math.min(2, n), groups: null };
-  if (name === "two-phase" && !state.sel.groups && state.sel.top === 0) state.sel = { top: n, groups: null };
+  if (name === "finetune" && !state.sel.groups && (state.sel.top === 0 || state.sel.top >= n)) state.sel = { top: null, groups: null };
+  if (name === "two-phase" && !state.sel.groups && state.sel.top === 0) state.sel = { top: null, groups: null };
   state.lrEdited = false;
   syncTrainForm();
   refreshPlan();
@@ -36,23 +37,24 @@ export function trainOptions() {
     per_class: num("#per-class"), augment: $("#augment").value,
     bn_policy: $("#bn-policy").value, class_weighting: $("#class-weighting").value,
   };
-  if (USES_SELECTION.includes(state.strategy)) {
+  if (usesSelection(state.strategy)) {
     if (state.sel.groups) opts.train_groups = state.sel.groups;
-    else opts.train_top = state.sel.top;
+    else if (state.sel.top !== null) opts.train_top = state.sel.top;
   }
   if (state.strategy === "two-phase") opts.probe_epochs = num("#probe-epochs");
-  if (state.lrEdited) opts.lrs = { ...state.lrs };
+  // the table as the library takes it: one rate per group, input to head
+  if (state.lrEdited && state.plan) opts.lrs = state.plan.groups.map((g) => state.lrs[g]);
   const m = state.models.find((x) => x.name === state.model);
   if (m && !m.offline) opts.weights = "random";
   return opts;
 }
 function syncTrainForm() {
   for (const r of $$("#strategy-list input")) r.checked = r.value === state.strategy;
-  const uses = USES_SELECTION.includes(state.strategy);
+  const uses = usesSelection(state.strategy);
   const kInput = $("#train-top");
   kInput.disabled = !uses || !!state.sel.groups;
-  kInput.value = uses && !state.sel.groups ? state.sel.top : "";
-  kInput.placeholder = !uses ? "by strategy" : state.sel.groups ? "custom" : "";
+  kInput.value = uses && !state.sel.groups && state.sel.top !== null ? state.sel.top : "";
+  kInput.placeholder = !uses ? "by strategy" : state.sel.groups ? "custom" : "strategy default";
   $("#train-top-note").textContent = uses && state.sel.groups
     ? `Trains exactly ${state.sel.groups.join(", ") || "no body group"} plus the head (chosen on the Model page).`
     : uses ? "The head plus the top K groups train; click groups on the Model page for any other set." : "";
@@ -62,9 +64,8 @@ async function refreshPlan() {
   try {
     const opts = trainOptions();
     delete opts.lrs;
-    const dataset = state.dataset ? state.dataset.path : ".";
-    state.plan = await api("/api/train/plan", { json: { ...opts, dataset, num_classes: numClasses() } });
-    state.autoResolved = state.plan.resolved;
+    const data = state.dataset ? state.dataset.path : ".";
+    state.plan = await api("/api/train/plan", { json: { ...opts, data, num_classes: numClasses() } });
     if (!state.lrEdited) {
       const main = state.plan.phases[state.plan.phases.length - 1];
       state.lrs = { ...main.lrs };
@@ -85,10 +86,13 @@ function renderLrTable() {
     const id = `lr-${name}`;
     const input = el("input", { type: "number", id, min: "0", step: "any", value: state.lrs[name], "aria-label": `learning rate of ${name}` });
     input.addEventListener("change", () => {
-      const v = Number(input.value);
-      if (!(v >= 0)) { say("#train-msg", `The learning rate of ${name} must be a number ≥ 0.`); return; }
-      state.lrs[name] = v;
+      // kept as typed (blank: null): a bad rate is refused when training starts, never
+      // replaced by a default or sent as 0
+      const raw = input.value.trim();
+      state.lrs[name] = raw === "" ? null : Number(raw);
       state.lrEdited = true;
+      const bad = badLearningRate();
+      say("#train-msg", bad || "");
       $("#plan-note").textContent = "Custom learning rates: used for every phase (the two-phase probe keeps its own).";
     });
     const st = states[name] === undefined ? "" : states[name] ? "trainable" : "frozen";
@@ -98,6 +102,15 @@ function renderLrTable() {
   const phases = state.plan.phases.map((p) => `${p.name}: ${p.epochs} epochs${p.cached_features ? " on cached features" : ""}${p.unfreeze_every ? `, one more group every ${p.unfreeze_every}` : ""}, augment ${p.augment}`);
   const auto = state.plan.resolved ? ` Auto chose ${state.plan.resolved.strategy}: ${state.plan.resolved.notes.join(" ")}` : "";
   if (!state.lrEdited) $("#plan-note").textContent = `Plan — ${phases.join("; ")}.${auto}`;
+}
+// The first group whose learning rate is blank, not a number, zero or negative, as a message.
+function badLearningRate() {
+  if (!state.lrEdited || !state.plan) return "";
+  for (const g of state.plan.groups) {
+    const v = state.lrs[g];
+    if (typeof v !== "number" || !Number.isFinite(v) || !(v > 0)) return `The learning rate of ${g} must be a number greater than 0.`;
+  }
+  return "";
 }
 function emptyCharts() {
   for (const id of ["#chart-loss", "#chart-acc", "#chart-lr"]) lineChart($(id), [], { label: "no run yet" });
@@ -113,7 +126,8 @@ loaders.train = async () => {
 };
 $("#train-top").addEventListener("change", (ev) => {
   const n = bodyNames().length || 99;
-  const v = Math.min(n, Math.max(0, parseInt(ev.target.value, 10) || 0));
+  const raw = ev.target.value.trim();
+  const v = raw === "" ? null : Math.min(n, Math.max(0, parseInt(raw, 10) || 0));
   state.sel = { top: v, groups: null };
   state.lrEdited = false;
   refreshPlan();
@@ -125,8 +139,10 @@ $("#lr-reset").addEventListener("click", () => { state.lrEdited = false; refresh
 $("#train-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   if (!state.dataset) return say("#train-msg", "Choose a dataset on the Data page first.");
+  const bad = badLearningRate();
+  if (bad) return say("#train-msg", bad);
   try {
-    const job = await api("/api/jobs/train", { json: { dataset: state.dataset.path, ...trainOptions() } });
+    const job = await api("/api/jobs/train", { json: { data: state.dataset.path, ...trainOptions() } });
     say("#train-msg", job.state === "queued" ? `Queued (position ${job.position}).` : "Started.", "ok");
     follow(job);
     refreshJobs();

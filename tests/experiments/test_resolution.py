@@ -11,8 +11,8 @@ import torch
 from transferlab.api import fine_tune
 from transferlab.config import TrainConfig
 from transferlab.data import load_splits
-from transferlab.finetune import resolution
-from transferlab.finetune.resolution import (
+from transferlab.experiments import resolution
+from transferlab.experiments.resolution import (
     ResolutionChoice,
     _inner_split,
     candidate_sizes,

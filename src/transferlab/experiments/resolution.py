@@ -66,10 +66,10 @@ def _probe_score(x: torch.Tensor, y: torch.Tensor, train: list[int], val: list[i
                  cfg: TrainConfig, num_classes: int) -> tuple[float, float]:
     """Best inner-validation loss (and its accuracy) of the feature-extraction recipe."""
     from ..data.features import feature_loader
+    from ..finetune.schedules import Scheduler
     from ..models.heads import make_head
     from ..training.callbacks import EarlyStopping
     from ..training.loop import Trainer, seed_everything
-    from .schedules import Scheduler
 
     seed_everything(cfg.seed)
     head = make_head(x.shape[1], num_classes, hidden=cfg.hidden, dropout=cfg.dropout)
@@ -104,7 +104,7 @@ def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
     from ..data.features import cached_activations
     from ..models.factory import create_model
     from ..training.accel import cpu_threads
-    from ..training.fastpath import _source
+    from ..training.fastpath import activation_source
 
     inner = _inner_split(splits, cfg.seed)
     if inner is None:
@@ -120,7 +120,7 @@ def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
             f"{len(splits.train)})")
     for size in sizes:
         model.data_config["input_size"] = (3, size, size)
-        source = _source(model, cfg, splits, "train", "none", device, {})
+        source = activation_source(model, cfg, splits, "train", "none", device, {})
         acts = cached_activations(model, source, cache_dir=cfg.cache_dir or None,
                                   device=device, engine=cfg.engine)
         x, y = acts.tensor(), acts.labels
