@@ -31,17 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..utils import default_cache_dir, module_digest  # noqa: F401 (re-exported)
 from .datasets import ImageDataset
 from .scan import Sample
 
 CACHE_FORMAT = 2  # bump when the on-disk layout changes
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("TRANSFERLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "transferlab"
-    )
-    return Path(base)
 
 
 # -- content keys ----------------------------------------------------------------------------
@@ -70,17 +64,6 @@ def samples_digest(samples: Sequence[Sample]) -> str:
             h.update(f"{file_digest(path)}\0{label}\n".encode())
         except OSError:
             h.update(f"{path}\0missing\0{label}\n".encode())
-    return h.hexdigest()
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """Hash of a module's parameter and buffer values (what its outputs depend on)."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}\0{t.dtype}\0{tuple(tensor.shape)}\n".encode())
-        if t.numel():
-            h.update(t.view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 

@@ -149,14 +149,14 @@ def _torch_run(module: nn.Module, device: torch.device, bf16: bool
 
 
 def module_fingerprint(module: nn.Module) -> str:
-    from ..data.features import module_digest
+    from ..utils import module_digest
 
     return module_digest(module)
 
 
 def onnx_path(module: nn.Module, shape: tuple[int, ...], cache_dir: str | Path | None) -> Path:
     """Where the ONNX export of ``module`` for inputs of ``shape[1:]`` is cached."""
-    from ..data.features import default_cache_dir
+    from ..utils import default_cache_dir
 
     h = hashlib.sha256(json.dumps({"opset": ONNX_OPSET, "torch": torch.__version__,
                                    "class": type(module).__name__,
