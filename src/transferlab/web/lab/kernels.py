@@ -82,6 +82,7 @@ class LabKernel:
         self.run_no = 0
         self.start_lock = asyncio.Lock()
         self.restarts = 0
+        self.may_start = lambda: None  # the pool's kernel limit (KernelPool.session sets it)
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: dict) -> dict:
@@ -125,6 +126,7 @@ class LabKernel:
             if self.km is not None:  # died between runs
                 await self._restart("died")
                 return
+            self.may_start()
             from jupyter_client import AsyncKernelManager
             from jupyter_client.kernelspec import KernelSpecManager
 
@@ -368,16 +370,22 @@ class KernelPool:
         """The session's kernel object (its process starts on the first run)."""
         kernel = self.kernels.get(session)
         if kernel is None:
-            if len(self.kernels) >= self.limits.max_kernels:
-                raise LabError(f"the Lab already runs {len(self.kernels)} kernels, the limit "
-                               f"(--lab-max-kernels): close another Lab tab or wait until an "
-                               f"idle one is shut down (after "
-                               f"{self.limits.idle_seconds / 60:.0f} min)", 429)
             kernel = self.kernels[session] = LabKernel(session, self.limits, self.root)
+            kernel.may_start = self._may_start
         kernel.last_used = time.monotonic()
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap_loop())
         return kernel
+
+    def _may_start(self) -> None:
+        """Refuse a new kernel process beyond ``max_kernels`` (sessions that never ran code
+        hold no process and do not count)."""
+        running = sum(1 for k in self.kernels.values() if k.km is not None)
+        if running >= self.limits.max_kernels:
+            raise LabError(f"the Lab already runs {running} kernels, the limit "
+                           f"(--lab-max-kernels): close another Lab tab or wait until an "
+                           f"idle one is shut down (after "
+                           f"{self.limits.idle_seconds / 60:.0f} min)", 429)
 
     async def reap(self) -> list[str]:
         """Shut down kernels idle for longer than ``idle_seconds``; returns their sessions."""

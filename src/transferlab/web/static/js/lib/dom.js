@@ -25,9 +25,13 @@ export function svg(tag, attrs = {}, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
-export const fmtInt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
-export const fmtPct = (x) => (x === null || x === undefined || Number.isNaN(x) ? "–" : (100 * x).toFixed(1) + "%");
-export const fmtNum = (x, d = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+// Numbers in the page's language (set on <html lang> by i18n.js), e.g. 5,124 / 5.124 / 5 124.
+const locale = () => document.documentElement.lang || "en";
+export const fmtInt = (n) => (n === null || n === undefined ? "–" : new Intl.NumberFormat(locale()).format(Number(n)));
+export const fmtPct = (x) => (x === null || x === undefined || Number.isNaN(x) ? "–"
+  : new Intl.NumberFormat(locale(), { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(x));
+export const fmtNum = (x, d = 4) => (x === null || x === undefined ? "–"
+  : new Intl.NumberFormat(locale(), { minimumFractionDigits: d, maximumFractionDigits: d, useGrouping: false }).format(Number(x)));
 export const fmtLr = (x) => (x === null || x === undefined ? "–" : Number(x).toExponential(1));
 export const fmtShape = (s) => (s ? s.join(" × ") : "–");
 export const thumbUrl = (rel, size = 160) => `/api/datasets/thumb?size=${size}&path=${encodeURIComponent(rel)}`;

@@ -34,6 +34,7 @@ export async function initI18n() {
     picker.value = lang;
     picker.addEventListener("change", () => setLang(picker.value));
   }
+  document.documentElement.dataset.i18nReady = lang; // the page speaks `lang` from here on
 }
 
 export function setLang(code) {

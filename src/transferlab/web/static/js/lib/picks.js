@@ -1,10 +1,11 @@
 // Image pickers: a few dataset images to click, or an uploaded file.
+import { t } from "./i18n.js";
 import { $$, el, thumbUrl } from "./dom.js";
 import { state } from "./state.js";
 
 export function renderPicks(container, key) {
   container.replaceChildren();
-  if (!state.dataset) { container.append(el("p", { class: "small muted", text: "Choose a dataset to pick its images, or upload one." })); return; }
+  if (!state.dataset) { container.append(el("p", { class: "small muted", text: t("ui.choose_dataset_for_images") })); return; }
   const picks = [];
   for (const cls of state.dataset.classes) for (const rel of (state.dataset.samples[cls] || []).slice(0, 2)) picks.push([cls, rel]);
   if (!state[key] && picks.length) state[key] = picks[0][1];

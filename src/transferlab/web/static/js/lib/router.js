@@ -1,4 +1,5 @@
 // Hash routing (#page/arg): each page module registers its loader in `loaders`.
+import { t } from "./i18n.js";
 import { $, $$, say } from "./dom.js";
 import { state } from "./state.js";
 
@@ -26,14 +27,14 @@ export async function route(focus = true) {
 // ---------------------------------------------------------------------------- status chips
 export function renderChips() {
   const d = $("#chip-dataset");
-  d.textContent = state.dataset ? `dataset: ${state.dataset.path} (${state.dataset.classes.length} classes)` : "no dataset chosen";
+  d.textContent = state.dataset ? t("ui.chip_dataset", { path: state.dataset.path, n: state.dataset.classes.length }) : t("ui.no_dataset_chosen");
   const j = $("#chip-job");
   const job = state.job;
   j.className = "chip" + (job ? " " + job.state : "");
-  if (!job) j.textContent = "no job running";
+  if (!job) j.textContent = t("ui.no_job_running");
   else {
     const l = state.live;
-    const epoch = l && l.epoch ? ` · epoch ${l.epoch}/${l.epochs}` : "";
-    j.textContent = `job ${job.state}${job.state === "running" ? epoch : ""}`;
+    const epoch = l && l.epoch ? ` · ${t("ui.chip_epoch", { epoch: l.epoch, epochs: l.epochs })}` : "";
+    j.textContent = t("ui.chip_job", { state: job.state }) + (job.state === "running" ? epoch : "");
   }
 }

@@ -89,7 +89,10 @@ function showError(err) { say("#lab-msg", err.message); }
 async function runCode() {
   if (running) return;
   say("#lab-msg", "");
-  try { await api("/api/lab/run", { json: { code: editor.state.doc.toString() } }); } catch (err) { showError(err); }
+  try {
+    const r = await api("/api/lab/run", { json: { code: editor.state.doc.toString() } });
+    $("#lab-body").dataset.startedRun = r.run; // with data-last-run: scripts can wait for this run
+  } catch (err) { showError(err); }
 }
 
 function setRunning(on) {

@@ -20,25 +20,25 @@ loaders.learn = async () => {
     let getAnswer;
     const row = el("div", { class: "answer-row" });
     if (q.kind === "choice") {
-      const fs = el("fieldset", {}, el("legend", { class: "small", text: "Choose one" }));
+      const fs = el("fieldset", {}, el("legend", { class: "small", text: t("learn.choose_one") }));
       q.options.forEach((o, i) => fs.append(el("label", { for: `${id}-${i}` }, el("input", { type: "radio", name: id, id: `${id}-${i}`, value: o }), o)));
       row.append(fs);
       getAnswer = () => ($(`input[name="${id}"]:checked`) || {}).value;
     } else {
       const input = el("input", { type: "text", id, inputmode: q.kind === "number" ? "decimal" : "text", autocomplete: "off" });
-      row.append(el("label", { for: id, class: "sr-label", text: "Your answer" }), input);
+      row.append(el("label", { for: id, class: "sr-label", text: t("lab.your_answer") }), input);
       getAnswer = () => input.value;
     }
-    const btn = el("button", { type: "button", text: "Check", "aria-describedby": `${id}-text`, onclick: async () => {
+    const btn = el("button", { type: "button", text: t("lab.check"), "aria-describedby": `${id}-text`, onclick: async () => {
       const answer = getAnswer();
-      if (answer === undefined || answer === "") { verdict.textContent = "Give an answer first."; verdict.className = "verdict"; return; }
+      if (answer === undefined || answer === "") { verdict.textContent = t("learn.answer_first"); verdict.className = "verdict"; return; }
       try {
         const r = await api("/api/learn/check", { json: { id: q.id, answer: String(answer) } });
         quizScore[q.id] = r.correct;
         verdict.className = "verdict " + (r.correct ? "correct" : "wrong");
-        verdict.textContent = (r.correct ? "Correct. " : `Not quite: the answer is ${r.expected}. `) + r.explanation;
+        verdict.textContent = (r.correct ? t("lab.correct") : t("learn.not_quite", { answer: r.expected })) + " " + r.explanation;
         const right = Object.values(quizScore).filter(Boolean).length;
-        $("#quiz-score").textContent = `${right} of ${questions.length} correct`;
+        $("#quiz-score").textContent = t("learn.score", { right, total: questions.length });
       } catch (err) { verdict.textContent = err.message; }
     } });
     row.append(btn);

@@ -1,4 +1,5 @@
 // Live progress of the followed job (server-sent events) and the job queue.
+import { t } from "../lib/i18n.js";
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
@@ -81,13 +82,13 @@ export function renderLive() {
   if (l.sweep) text += ` — ${l.sweep.done} / ${l.sweep.total} trials done (last: ${l.sweep.row.key}, ${fmtPct(l.sweep.row.accuracy)})`;
   else if (l.log && job.kind === "sweep") text += ` — ${l.log}`;
   $("#live-state").textContent = text;
-  $("#epoch-label").textContent = l.epochs ? `Epoch ${l.epoch} / ${l.epochs}` : "Epoch –";
-  $("#phase-label").textContent = l.phase ? `phase: ${l.phase}` : "";
+  $("#epoch-label").textContent = l.epochs ? t("live.epoch_of", { epoch: l.epoch, epochs: l.epochs }) : t("train.epoch");
+  $("#phase-label").textContent = l.phase ? t("live.phase", { phase: l.phase }) : "";
   const prog = $("#batch-progress");
   prog.max = Math.max(1, l.batches);
   prog.value = l.batch;
   const es = l.es;
-  $("#es-label").textContent = es ? `Early stopping: ${es.wait} / ${es.patience} epochs without improvement · best val loss ${fmtNum(es.best)} at epoch ${es.best_epoch}` + (l.fitEnd ? ` · ${l.fitEnd}` : "") : "";
+  $("#es-label").textContent = es ? t("live.early_stopping", { wait: es.wait, patience: es.patience, best: fmtNum(es.best), epoch: es.best_epoch }) + (l.fitEnd ? ` · ${l.fitEnd}` : "") : "";
   const xs = l.rows.map((_, i) => i + 1);
   lineChart($("#chart-loss"), [
     { name: "train", points: l.rows.map((r, i) => [xs[i], r.train_loss]) },
@@ -114,12 +115,12 @@ export async function refreshJobs() {
   try { jobs = await api("/api/jobs"); } catch { return; }
   const tbody = $("#job-table tbody");
   tbody.replaceChildren();
-  if (!jobs.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "No jobs since the server started." })));
+  if (!jobs.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: t("live.no_jobs") })));
   for (const j of jobs) {
-    const stop = TERMINAL.includes(j.state) ? "" : el("button", { type: "button", class: "secondary", text: j.state === "queued" ? "Cancel" : "Stop",
+    const stop = TERMINAL.includes(j.state) ? "" : el("button", { type: "button", class: "secondary", text: j.state === "queued" ? t("live.cancel") : t("train.stop"),
       "aria-label": `${j.state === "queued" ? "Cancel" : "Stop"} ${j.label || j.id}`,
       onclick: async () => { try { await api(`/api/jobs/${j.id}/stop`, { method: "POST" }); } catch (err) { say("#train-msg", err.message); } refreshJobs(); } });
-    const watch = el("button", { type: "button", class: "secondary", text: "Watch", "aria-label": `Watch ${j.label || j.id}`, onclick: () => follow(j) });
+    const watch = el("button", { type: "button", class: "secondary", text: t("live.watch"), "aria-label": t("live.watch_job", { job: j.label || j.id }), onclick: () => follow(j) });
     tbody.append(el("tr", {}, el("td", {}, el("span", { text: j.label || j.id }), el("br"), el("small", { class: "muted", text: j.id })),
       el("td", { class: `state ${j.state}`, text: j.state }), el("td", { text: j.position ? `#${j.position}` : "" }), el("td", {}, watch, stop)));
   }
