@@ -51,7 +51,9 @@ from .scan import DataError, Sample
 
 STORE_FORMAT = 1
 # pil-draft: PIL with JPEG draft mode (decode at a reduced DCT scale that still covers the
-# resize); the CPU default, 2.4x faster on food10's 512 px photos, pixels within ~1.3/255
+# resize): 2.4x faster on food10's 512 px photos, pixels within ~1.3/255 on average; opt-in
+# (decoder="pil-draft"): as the default it moved training on cached activations measurably
+# away from the per-file PIL pipeline (tests/training/test_fastpath.py)
 DECODERS = ("pil", "pil-draft", "torchvision")
 
 
@@ -167,7 +169,7 @@ def store_key(samples: Sequence[Sample], resize: int, side: int, interpolation: 
 
 def resolve_decoder(decoder: str, device: torch.device) -> str:
     if decoder == "auto":
-        return "torchvision" if device.type == "cuda" else "pil-draft"
+        return "torchvision" if device.type == "cuda" else "pil"
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be auto, pil, pil-draft or torchvision, got {decoder!r}")
     return decoder

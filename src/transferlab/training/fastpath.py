@@ -64,11 +64,16 @@ def _store(model, cfg, samples, split: str, device, cache: dict):
     return cache[key]
 
 
+# Decode while the engine extracts (StreamingDecodedSource) instead of building the store first.
+STREAM_DECODE = True
+
+
 def activation_source(model, cfg, splits, split: str, augment: str, device, cache: dict):
     samples = getattr(splits, split)
     views = augment != "none"
     if getattr(cfg, "fast_data", True) and (not views or augment in DEVICE_AUGMENTS):
-        if not views and ("decoded", split) not in cache and device.type == "cpu":
+        if (STREAM_DECODE and not views and ("decoded", split) not in cache
+                and device.type == "cpu"):
             store = find_store(samples, model.data_config, cache_dir=cfg.cache_dir or None,
                                device=device)
             if store is None:  # decode while the engine extracts; the store is built too
