@@ -13,14 +13,13 @@ cd "$(dirname "$0")/.."
 
 runs=3
 hogs=$(nproc)
-while getopts "n:j:" opt; do
-  case $opt in
-    n) runs=$OPTARG ;;
-    j) hogs=$OPTARG ;;
-    *) echo "usage: $0 [-n N] [-j HOGS] [PYTEST ARGS...]" >&2; exit 2 ;;
+while [ $# -gt 0 ]; do  # -n and -j first; everything after goes to pytest
+  case $1 in
+    -n) runs=$2; shift 2 ;;
+    -j) hogs=$2; shift 2 ;;
+    *) break ;;
   esac
 done
-shift $((OPTIND - 1))
 python=${PYTHON:-.venv/bin/python}
 [ -x "$python" ] || python=python3
 logs=${STRESS_LOGS:-/tmp/stress-tests}

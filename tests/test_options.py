@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 import pytest
 
@@ -132,3 +133,27 @@ def test_sweep_kinds_one_spelling_and_defaults():
         check_sweep("compare", ["magic"])
     with pytest.raises(ValueError, match="images per class"):
         check_sweep("data-size", [0])
+
+
+def test_a_backbone_without_offline_weights_is_refused_alike_unless_chosen(tiny_data, tmp_path,
+                                                                          capsys):
+    from fastapi.testclient import TestClient
+
+    from transferlab.api import fine_tune
+    from transferlab.cli.main import main
+    from transferlab.models.factory import offline_availability
+    from transferlab.models.weights import WeightsUnavailableError
+    from transferlab.web.app import create_app
+
+    if offline_availability("resnet18") != "download":
+        pytest.skip("resnet18 weights are cached on this machine")
+    message = "no pretrained weights for resnet18 on this machine (offline)"
+    with pytest.raises(WeightsUnavailableError, match=re.escape(message)):
+        fine_tune(data=str(tiny_data), model="resnet18", out=str(tmp_path))
+    assert main(["train", str(tiny_data), "--model", "resnet18", "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    app = create_app(data_root=tiny_data.parent, runs_root=tmp_path, warm_worker=False)
+    with TestClient(app) as client:
+        r = client.post("/api/jobs/train", json={"data": tiny_data.name, "model": "resnet18"})
+    assert r.status_code == 422 and message in r.json()["detail"]
+    assert not any(tmp_path.glob("*resnet18*"))  # refused before any run folder

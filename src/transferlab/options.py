@@ -70,8 +70,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("model", "str", DEFAULT_MODEL, f"any timm model name (default {DEFAULT_MODEL}, weights "
        "offline)", "model"),
     _o("weights", "str", "auto", "auto | package | hub | random | FILE.safetensors|.pth "
-       "(auto: packaged offline weights, else the hub; a backbone without offline weights is "
-       "refused unless weights are chosen explicitly)", "model",
+       "(auto: weights already on this machine, packaged or in the hub cache; a backbone "
+       "without them is refused: choose hub to download, random or a FILE)", "model",
        web_choices=("auto", "random")),
     _o("hidden", "int", None, "hidden units in the new head (default none)", "model",
        nullable=True, min=1, max=65_536),
@@ -138,6 +138,12 @@ OPTIONS: tuple[Option, ...] = (
        metavar="FRACTION"),
     _o("seed", "int", 0, "random seed (splits, initialisation, order)", "data", min=0,
        max=2**31 - 1),
+    _o("apply_fixes", "str", None, "apply a reviewed action list (transferlab doctor --fix "
+       "FILE): relabel or remove images for this run only; the files are not touched", "data",
+       nullable=True, faces=NOT_WEB, metavar="FILE"),
+    _o("check_data", "bool", True, "warn before training about identical images within a "
+       "split and shared between splits (--no-check-data: skip the check)", "data",
+       faces=NOT_WEB),
     # -- speed
     _o("device", "str", "auto", "auto | cpu | cuda | cuda:N", "speed", faces=NOT_WEB),
     _o("num_workers", "int", 0, "DataLoader worker processes", "speed", min=0, max=256,
@@ -157,6 +163,11 @@ OPTIONS: tuple[Option, ...] = (
        "onnxruntime (transferlab.models.engines)", "speed", choices=ENGINES, faces=NOT_WEB),
     # -- output and tracking
     _o("out", "str", "runs", "folder for run folders", "output", faces=NOT_WEB),
+    _o("save_mode", "str", "lean", "lean: the run folder keeps what training changed and "
+       "refers to the pretrained weights by name and SHA-256 (found again offline: packaged "
+       "weights, a local file, the hub cache); full: a self-contained folder with every "
+       "weight (a sweep then also keeps its trials' checkpoints)", "output",
+       choices=("lean", "full"), cli_flag="--save", faces=NOT_WEB),
     _o("name", "str", None, "run folder name (default: time-model-strategy)", "output",
        nullable=True, faces=NOT_WEB),
     _o("tensorboard", "bool", False, "log to TensorBoard (RUN/tensorboard; needs the "

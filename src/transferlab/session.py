@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -102,7 +102,7 @@ def dry_run(cfg: TrainConfig) -> dict:
         from .data import load_splits
 
         splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                             per_class=cfg.per_class)
+                             per_class=cfg.per_class, test_fraction=cfg.test_fraction)
         cfg = resolve_strategy(cfg, splits, measure=False)
     return plan_document(cfg, architecture_group_names(cfg.model), resolved_from_auto=auto)
 
@@ -116,6 +116,31 @@ class Session:
     model: Any  # transferlab.models.TransferModel, seeded, at cfg.image_size
     phases: list  # transferlab.finetune.strategies.Phase
     device: Any  # torch.device
+    fixes_applied: list = field(default_factory=list)  # what --apply-fixes changed
+
+
+def check_data(cfg: TrainConfig, splits, log: Callable[[str], None] | None = None
+               ) -> tuple[Any, list[dict]]:
+    """Apply a reviewed action list (in memory), then warn about identical files within a
+    split and shared between splits; the data itself is never changed here
+    (``transferlab doctor`` shows and fixes). Returns the splits and what the list changed."""
+    from .training import distributed
+
+    changes: list[dict] = []
+    if cfg.apply_fixes:
+        from .doctor.fixes import apply_fixes, load_fixes
+
+        splits, changes = apply_fixes(splits, load_fixes(cfg.apply_fixes),
+                                      source=str(cfg.apply_fixes))
+    if cfg.check_data and distributed.is_main():
+        from .doctor import fast_checks
+
+        message = fast_checks(splits).message(cfg.data)
+        if message:
+            splits.notes.append(message)
+            if log is not None:
+                log(message)
+    return splits, changes
 
 
 def prepare(cfg: TrainConfig, *, device=None, log: Callable[[str], None] | None = None
@@ -124,17 +149,21 @@ def prepare(cfg: TrainConfig, *, device=None, log: Callable[[str], None] | None 
     new head depends on the seed only), its input size, and the strategy's phases."""
     from .data import load_splits
     from .finetune.strategies import plan_phases
-    from .models.factory import create_model
+    from .models.factory import create_model, require_offline_weights
     from .utils import seed_everything
+
+    require_offline_weights(cfg.model, cfg.weights)  # before any work, as the web does
 
     if device is None:
         device = resolve_device(cfg.device)
     splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          per_class=cfg.per_class, test_fraction=cfg.test_fraction)
+    splits, fixes_applied = check_data(cfg, splits, log)
     cfg = resolve_strategy(cfg, splits, device=device, log=log)
     seed_everything(cfg.seed)
     model = create_model(cfg.model, classes=splits.classes, weights=cfg.weights,
                          hidden=cfg.hidden, dropout=cfg.dropout, bn_policy=cfg.bn_policy)
     if cfg.image_size:
         model.data_config["input_size"] = (3, cfg.image_size, cfg.image_size)
-    return Session(cfg, splits, model, plan_phases(cfg, model.group_names), device)
+    return Session(cfg, splits, model, plan_phases(cfg, model.group_names), device,
+                   fixes_applied)

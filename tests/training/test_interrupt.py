@@ -67,7 +67,7 @@ def _ignore_sigint():
 
 
 # 40 epochs, the signal comes in the second: the run cannot end before it arrives.
-LONG = [a if a != "3" else "40" for a in ARGS]
+LONG = [*ARGS[:ARGS.index("--epochs") + 1], "40", *ARGS[ARGS.index("--epochs") + 2:]]
 
 
 @pytest.mark.parametrize("inherited", ["default", "ignored"])

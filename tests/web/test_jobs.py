@@ -288,7 +288,7 @@ def test_a_train_job_reports_autos_resolution_search(tiny_data, tmp_path, monkey
     import threading
 
     from transferlab.config import TrainConfig
-    from transferlab.finetune import resolution
+    from transferlab.experiments import resolution
     from transferlab.web import jobs
 
     monkeypatch.setattr(resolution, "CANDIDATES", (96,))
@@ -305,3 +305,45 @@ def test_a_train_job_reports_autos_resolution_search(tiny_data, tmp_path, monkey
     saved = json.loads((tmp_path / "job" / "config.json").read_text())
     assert result["run_dir"] == str(tmp_path / "job")
     assert any("chosen by a linear probe" in n for n in saved["notes"])
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_the_run_interrupted_and_resume_finishes_it(client, finished,
+                                                                          runs_root):
+    """SIGKILL of the worker process mid-run (as the OOM killer would): the run is
+    'interrupted' with a message saying it can be resumed, POST /api/runs/ID/resume (the
+    page's one click) continues it from its last epoch to 'done', and metrics.json holds
+    every epoch once; the run finished earlier is untouched."""
+    import os
+    import signal
+
+    svc = client.app.state.service
+    job = client.post("/api/jobs/train", json={
+        **FE, "strategy": "finetune", "train_top": 1, "epochs": 12, "patience": 20,
+        "batch_size": 4, "image_size": 64}).json()
+    last = runs_root / job["id"] / "checkpoints" / "last.safetensors"
+    deadline = time.monotonic() + 600
+    while not last.is_file():  # an epoch is checkpointed
+        assert time.monotonic() < deadline, "the job never finished an epoch"
+        time.sleep(0.2)
+    current = svc.runner._current
+    assert current is not None and current[0].id == job["id"]
+    os.kill(current[1].pid, signal.SIGKILL)
+    done = svc.runner.wait(job["id"], timeout=120)
+    assert done["state"] == "interrupted", done
+    assert "resume" in done["error"] and "died" in done["error"]
+    assert svc.registry.get_run(job["id"]).state == "interrupted"
+    assert not (runs_root / job["id"] / "best.safetensors").exists()
+
+    r = client.post(f"/api/runs/{job['id']}/resume")
+    assert r.status_code == 202, r.text
+    done = svc.runner.wait(job["id"], timeout=900)
+    assert done["state"] == "done", done["error"]
+    doc = client.get(f"/api/runs/{job['id']}").json()
+    assert doc["run"]["state"] == "done"
+    assert [m["epoch"] for m in doc["metrics"]] == list(range(1, 13))
+    runs = {x["id"]: x for x in client.get("/api/runs").json()}
+    assert runs[finished["a"]]["state"] == "done"
+    # a finished run is not resumed again
+    r = client.post(f"/api/runs/{job['id']}/resume")
+    assert r.status_code == 422 and "only an interrupted" in r.json()["detail"]

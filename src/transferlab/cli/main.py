@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "transferlab.cli.sweep",
     "transferlab.cli.export",
     "transferlab.cli.serve",
+    "transferlab.cli.doctor",
 ]
 
 

@@ -247,6 +247,17 @@ def model_from_description(desc: dict) -> TransferModel:
     return model
 
 
+def require_offline_weights(name: str, weights: str) -> None:
+    """``weights="auto"`` for a backbone without weights on this machine is refused, with
+    the choices, on every face (never a silent download or random weights); weights chosen
+    explicitly (hub, random, a file) are left to :func:`create_model`."""
+    if weights == "auto" and offline_availability(name) == "download":
+        raise WeightsUnavailableError(
+            f"no pretrained weights for {name} on this machine (offline): choose "
+            f"{DEFAULT_MODEL}, whose weights ship with the package, weights 'hub' to download "
+            "them (needs internet), or weights 'random' to train the architecture from scratch")
+
+
 def offline_availability(name: str) -> str:
     """'package', 'hub-cache' or 'download' — where weights for ``name`` would come from now."""
     if packaged_weights_path(name) is not None:

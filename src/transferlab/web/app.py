@@ -24,6 +24,7 @@ from ..models.weights import WeightsUnavailableError
 from ..runs import RunError
 from ..store.registry import RegistryError
 from . import schemas
+from .doctor import mount_doctor
 from .jobs import TERMINAL, UnknownJob
 from .lab.kernels import LabError
 from .lab.routes import lab_error_response, lab_policy, mount_lab
@@ -118,6 +119,7 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     loopback_only = allowed_hosts is not None and all(is_loopback(h) for h in allowed_hosts)
     lab_on, lab_reason = lab_policy(loopback_only=loopback_only, token=settings.token,
                                     allow_code=allow_code)
+    mount_doctor(app, svc)
     lab_pool = mount_lab(app, enabled=lab_on, reason=lab_reason, runs_dir=svc.run_dir,
                          limits=lab_limits)
     tmp_root = settings.runs_root / ".uploads"
@@ -238,6 +240,11 @@ def create_app(settings: WebSettings | None = None, *, data_root: str | Path | N
     @app.post("/api/jobs/train", status_code=202)
     def start_training(req: schemas.TrainOptions):
         return svc.submit_train(req)
+
+    @app.post("/api/runs/{run_id}/resume", status_code=202)
+    def resume_run(run_id: str):
+        """One click on an interrupted run: continue it from its last completed epoch."""
+        return svc.resume_train(run_id)
 
     @app.get("/api/jobs")
     def jobs():

@@ -84,6 +84,10 @@ def _worker(job_id: str, kind: str, spec: dict, stop, messages) -> None:
             result = _sweep(spec, stop, send)
         elif kind == "export":
             result = _export(spec, send)
+        elif kind == "doctor":
+            from .doctor import run_doctor
+
+            result = run_doctor(spec, send)
         else:
             raise ValueError(f"unknown job kind {kind!r}")
         send("done", result=result)
@@ -128,10 +132,14 @@ def _train(spec: dict, stop, send) -> dict:
     from ..training.callbacks import GradNormLog, StopFlag
 
     cfg = TrainConfig.from_dict(spec["config"])
-    run_dir = Path(cfg.out) / str(cfg.name)  # job ids are unique: fine_tune uses this folder
+    from ..runs import run_folder
+
+    run_dir = run_folder(cfg.out, cfg.model, cfg.strategy, cfg.name)  # named by the job id
     send("running", detail="loading data and model", run_dir=str(run_dir))
+    # resume: continue the run in its folder from its last completed epoch
+    how = {"resume": run_dir, "device": cfg.device} if spec.get("resume") else {"cfg": cfg}
     result = fine_tune(
-        cfg, progress=False, callbacks=[
+        **how, progress=False, callbacks=[
             StopFlag(stop.is_set),
             GradNormLog(run_dir / "events.jsonl", every_batches=spec.get("grad_every", 5)),
         ],
@@ -193,7 +201,9 @@ class JobRunner:
         if self._closed:
             raise RuntimeError("the job runner is shut down")
         job = Job(job_id, kind, spec)
-        if kind == "train":
+        if kind == "train" and spec.get("resume"):  # the same run, continued
+            self.registry.update_run(job_id, state="queued", error=None, finished=None)
+        elif kind == "train":
             self.registry.add_run(job_id, state="queued", config=spec["config"],
                                   run_dir=spec.get("run_dir"))
         elif kind == "sweep":
@@ -314,6 +324,11 @@ class JobRunner:
                     self._drain()
                     if job.state not in TERMINAL and job.stop_requested is not None:
                         self._finish(job, "stopped", error="stopped on request")
+                    elif job.state not in TERMINAL and job.kind == "train":
+                        # killed (OOM killer, kill -9): the last completed epoch is on disk
+                        self._finish(job, "interrupted", error=(
+                            f"the worker process died (exit code {proc.exitcode}); the last "
+                            "completed epoch is kept: resume the run to continue"))
                     elif job.state not in TERMINAL:
                         self._finish(job, "failed",
                                      error=f"the worker process exited with code {proc.exitcode}")

@@ -31,7 +31,8 @@ RUN_FILES = {  # downloadable/viewable files of a run folder
     "config.json": "application/json", "data.json": "application/json",
     "metrics.json": "application/json", "metrics.csv": "text/csv",
     "evaluation.json": "application/json", "report.md": "text/markdown",
-    "curves.png": "image/png", "confusion.png": "image/png",
+    "curves.png": "image/png", "confusion.png": "image/png", "reliability.png": "image/png",
+    "predictions.json": "application/json",
     "best.safetensors": "application/octet-stream", "best.json": "application/json",
     "events.jsonl": "application/x-ndjson", "bad_files.txt": "text/plain",
 }
@@ -382,33 +383,59 @@ class Service:
             if opts.data in ("", "."):
                 raise ValueError("strategy 'auto' decides from the dataset: choose one first")
             splits = load_splits(self.dataset_dir(opts.data), val_fraction=cfg.val_fraction,
-                                 seed=cfg.seed, per_class=cfg.per_class)
+                                 seed=cfg.seed, per_class=cfg.per_class,
+                                 test_fraction=cfg.test_fraction)
             cfg = resolve_strategy(cfg, splits, measure=False)
         return plan_document(cfg, names, resolved_from_auto=auto)
 
     # -- training jobs ---------------------------------------------------------------------
     def submit_train(self, opts) -> dict:
-        from ..models.factory import offline_availability
+        from ..models.factory import require_offline_weights
+        from ..runs import run_folder
 
         data = self.dataset_dir(opts.data)
         self._check_model_name(opts.model)
-        if opts.weights == "auto" and offline_availability(opts.model) == "download":
-            raise ValueError(
-                f"no pretrained weights for {opts.model} on this machine (offline): choose "
-                f"{DEFAULT_MODEL}, whose weights ship with the package, or weights 'random' "
-                "to train the architecture from scratch")
+        require_offline_weights(opts.model, opts.weights)
         job_id = new_job_id(f"{opts.model}-{opts.strategy}")
         names = self.group_names(opts.model)
+        from .doctor import fixes_for
+
+        fixes = fixes_for(self, opts.data)  # the "Check data" panel's reviewed actions
         cfg = self._config(opts, str(data), group_names=names, out=str(self.runs_root),
                            name=job_id, cache_dir=self.settings.cache_dir,
-                           device=self.settings.device)
+                           device=self.settings.device,
+                           apply_fixes=str(fixes) if fixes else None)
         if cfg.strategy != "auto":  # checks group names and strategy options now, not later
             from ..finetune.strategies import plan_phases
 
             plan_phases(cfg, names)
         label = f"{opts.strategy} · {opts.model} · {data.name}"
         return self.runner.submit(job_id, "train", {
-            "config": cfg.to_dict(), "run_dir": str(self.runs_root / job_id), "label": label})
+            "config": cfg.to_dict(), "label": label,
+            "run_dir": str(run_folder(cfg.out, cfg.model, cfg.strategy, cfg.name))})
+
+    def resume_train(self, run_id: str) -> dict:
+        """Continue an interrupted or stopped run from its last completed epoch (same id)."""
+        from ..store.registry import RegistryError
+
+        try:
+            record = self.registry.get_run(run_id)
+        except RegistryError as exc:
+            raise NotFound(f"no run {run_id!r}") from exc
+        if record.state not in ("interrupted", "stopped", "failed"):
+            raise ValueError(f"run {run_id} is {record.state}: only an interrupted, stopped or "
+                             "failed run can be resumed")
+        active = self.runner.active()
+        if active is not None and active["id"] == run_id:
+            raise ValueError(f"run {run_id} is running")
+        run_dir = self.run_dir(run_id)
+        if record.kind != "train" or run_dir.parent != self.runs_root:
+            raise ValueError(f"run {run_id} is not a training job of this server")
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config["device"] = self.settings.device
+        return self.runner.submit(run_id, "train", {
+            "config": config, "run_dir": str(run_dir), "resume": True,
+            "label": f"resume · {run_id}"})
 
     def job_events_path(self, job: dict) -> Path | None:
         """The live feed of a job: a run's ``events.jsonl``, a sweep's ``progress.jsonl``."""

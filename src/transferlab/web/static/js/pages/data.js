@@ -3,6 +3,7 @@ import { api } from "../lib/api.js";
 import { $, el, fmtInt, fmtPct, say, store, thumbUrl } from "../lib/dom.js";
 import { loaders, renderChips } from "../lib/router.js";
 import { state } from "../lib/state.js";
+import { renderDoctorPanel } from "./doctor.js";
 
 loaders.data = async () => {
   if (!state.settings) state.settings = await api("/api/settings");
@@ -70,6 +71,7 @@ function renderDataset() {
   const bad = $("#bad-files");
   bad.hidden = !d.bad_files.length;
   $("tbody", bad).replaceChildren(...d.bad_files.map((b) => el("tr", {}, el("td", { text: b.path }), el("td", { text: b.reason }))));
+  renderDoctorPanel();
 }
 $("#upload-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
