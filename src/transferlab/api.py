@@ -304,7 +304,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         else:
             first, rows = run["phase_index"], list(run["rows_before"])
             phase_state = state["trainer"]
-    cache: dict = {}
+    cache: dict = {"log": log}  # fastpath reports each extraction's rates to ``log``
     from .training.tracking import trackers_from_config
 
     trackers = trackers_from_config(cfg, run_dir, len(rows)) if writes else []
@@ -326,7 +326,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     summary = evaluation_document(evaluation, test_evaluation, calibration)
     model.cpu()
     seconds = time.perf_counter() - start
-    notes = list(splits.notes)
+    notes = [*splits.notes, *(n for n in cfg.notes if n not in splits.notes)]  # engine, auto
     if completed:
         notes.append(f"{run_dir} had already completed: nothing was trained and no file in it "
                      "changed (the accuracy above is its best model evaluated again)")
@@ -378,7 +378,8 @@ def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Ph
     body_unchanged = all(p.head_only for p in phases) and "val" in cache
     model.temperature = 1.0
     evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
-                                      features=cache["val"][0] if body_unchanged else None)
+                                      features=cache["val"][0] if body_unchanged else None,
+                                      engine=cfg.engine, log=cache.get("log"))
     temperature = fit_temperature(evaluation.raw_logits, evaluation.labels)
     model.temperature = temperature
     evaluation = evaluation.with_temperature(temperature)
@@ -388,9 +389,10 @@ def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Ph
         if body_unchanged:  # the frozen body's test features (disk cache: once per dataset)
             features, _, _ = distributed.cached_features(model, splits.test, eval_tf,
                                                          cache_dir=cfg.cache_dir or None,
-                                                         device=device)
+                                                         device=device, engine=cfg.engine)
         test_evaluation = distributed.evaluate(model, splits.test, eval_tf, device=device,
-                                               features=features)
+                                               features=features, engine=cfg.engine,
+                                               log=cache.get("log"))
     judged = test_evaluation or evaluation
     calibration = {
         "method": "temperature scaling (one parameter, fitted on the validation split by NLL)",

@@ -35,13 +35,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..catalog import DEFAULT_OPSET, EXPORT_FORMATS
 from ..models.factory import TransferModel
 
-FORMATS = ("onnx", "torchscript", "safetensors")
+FORMATS = EXPORT_FORMATS
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt",
          "safetensors": "model.safetensors"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-DEFAULT_OPSET = 18
 
 
 @dataclass

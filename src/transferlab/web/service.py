@@ -63,6 +63,7 @@ class WebSettings:
     max_image_bytes: int = 20 * 2**20  # single images for predict / inspect
     cache_dir: str | None = None  # feature cache (None: the library default)
     device: str = "auto"
+    engine: str = "auto"  # predictions' inference engine (transferlab.models.engines)
     db_path: Path | None = None  # default: runs_root / "registry.sqlite"
     warm_worker: bool = True  # a standby worker with torch imported waits for the next job
 
@@ -567,7 +568,8 @@ class Service:
 
         with self._torch_lock:
             model = self._trained_model(run_id)
-            result = predict_images(model, [image], topk=topk)[0]
+            result = predict_images(model, [image], topk=topk,
+                                    engine=self.settings.engine)[0]
         if "error" in result:
             raise DataError(result["error"])
         return {"run": run_id, "top": result["top"], "classes": model.classes}
