@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     SHARED_DATA,
+    load_average,
     machine,
     machine_line,
     markdown_table,
@@ -200,6 +201,302 @@ def run_fastai(data: Path, epochs: int, target: float) -> dict:
                     target)
 
 
+
+# -- fair peers: every method a cold process, alternating order, repeated --------------------
+# Each method runs in its own Python process (start-up and imports included, as a user pays
+# them): ``cpu_peers.py --one METHOD --data DIR`` prints one JSON line.
+FAIR_METHODS = ("ours-fe", "ours-fe-same-epochs", "sklearn-lr", "fastai-frozen",
+                "fastai-fine_tune")
+SAME_EPOCHS = 5  # epochs of the frozen-body peers that train a head for a fixed count
+
+
+def _one_ours(data: Path, cache: Path, out: Path, epochs: int | None, engine: str) -> dict:
+    from transferlab.api import fine_tune
+
+    options = {"epochs": epochs, "patience": epochs} if epochs else {}
+    result = fine_tune(data=str(data), model=MODEL, strategy="feature-extraction",
+                       cache_dir=str(cache), out=str(out), engine=engine, progress=False,
+                       **options)
+    accs = [r["val_acc"] for r in result.history]
+    return {"acc": result.accuracy, "final_epoch_acc": accs[-1], "best_epoch_acc": max(accs),
+            "epochs": len(accs), "reported": "best epoch (early stopping restores it)",
+            "notes": result.notes}
+
+
+def _one_sklearn(data: Path) -> dict:
+    """Extract pooled features once (PyTorch fp32, the model's own eval preprocessing), then
+    scikit-learn's LogisticRegression: the same work as feature extraction, done plainly."""
+    import timm
+    import torchvision.transforms as T
+    from sklearn.linear_model import LogisticRegression
+    from torchvision.datasets import ImageFolder
+
+    net = pretrained_timm(0).eval().to(memory_format=torch.channels_last)
+    cfg = timm.data.resolve_data_config(model=net)
+    tf = timm.data.create_transform(**cfg)
+    assert isinstance(tf, T.Compose)
+
+    def features(split: str):
+        ds = ImageFolder(str(data / split), tf)
+        dl = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=2)
+        xs, ys = [], []
+        with torch.inference_mode():
+            for x, y in dl:
+                xs.append(net(x.contiguous(memory_format=torch.channels_last)))
+                ys.append(y)
+        return torch.cat(xs).numpy(), torch.cat(ys).numpy()
+
+    xt, yt = features("train")
+    xv, yv = features("val")
+    clf = LogisticRegression(max_iter=2000).fit(xt, yt)
+    acc = float((clf.predict(xv) == yv).mean())
+    return {"acc": acc, "final_epoch_acc": acc, "best_epoch_acc": acc, "epochs": 1,
+            "reported": "final (one fit)"}
+
+
+def _one_fastai(data: Path, mode: str, epochs: int) -> dict:
+    import timm
+    from fastai.vision.all import (
+        Callback,
+        ImageDataLoaders,
+        Normalize,
+        Recorder,
+        Resize,
+        accuracy,
+        aug_transforms,
+        vision_learner,
+    )
+
+    cfg = timm.data.resolve_data_config(model=timm.create_model(MODEL, pretrained=False))
+    accs: list[float] = []
+
+    class Record(Callback):
+        order = Recorder.order + 1
+
+        def after_epoch(self):
+            accs.append(float(self.learn.recorder.values[-1][-1]))
+
+    def arch(pretrained: bool = True, **_):
+        return pretrained_timm(0)
+
+    batch_tfms = [Normalize.from_stats(cfg["mean"], cfg["std"])]
+    if mode == "fine_tune":  # fastai's own recipe: presizing + augmentation
+        batch_tfms = [*aug_transforms(size=224, min_scale=0.75), *batch_tfms]
+        item = Resize(256)
+    else:  # frozen body, head only, no augmentation: what feature extraction does
+        item = Resize(224)
+    dls = ImageDataLoaders.from_folder(data, train="train", valid="val", item_tfms=item,
+                                       bs=64, batch_tfms=batch_tfms)
+    learn = vision_learner(dls, arch, normalize=False, metrics=accuracy, cbs=[Record()])
+    with learn.no_bar(), learn.no_logging():
+        if mode == "fine_tune":
+            learn.fine_tune(epochs)
+        else:
+            learn.fit_one_cycle(epochs)  # vision_learner starts frozen: the head trains
+        acc = float(learn.validate()[1])
+    return {"acc": acc, "final_epoch_acc": accs[-1] if accs else acc,
+            "best_epoch_acc": max(accs) if accs else acc, "epochs": len(accs),
+            "reported": "final epoch"}
+
+
+def run_one(method: str, data: Path, work: Path, engine: str) -> dict:
+    """Run ``method`` in this (fresh) process; wall time from process start."""
+    import os
+
+    if method == "ours-fe":
+        row = _one_ours(data, work / "cache", work / "runs", None, engine)
+    elif method == "ours-fe-same-epochs":
+        row = _one_ours(data, work / "cache", work / "runs", SAME_EPOCHS, engine)
+    elif method == "sklearn-lr":
+        row = _one_sklearn(data)
+    elif method == "fastai-frozen":
+        row = _one_fastai(data, "frozen", SAME_EPOCHS)
+    elif method == "fastai-fine_tune":
+        row = _one_fastai(data, "fine_tune", 3)
+    else:
+        raise ValueError(f"unknown method {method}")
+    started = float(os.environ.get("TL_BENCH_T0", "nan"))
+    row["wall_s"] = time.time() - started
+    row["method"] = method
+    return row
+
+
+def balanced_subset(root: Path, dest: Path, classes: list[str], per_class: int) -> Path:
+    """``dest/class/*``: the first ``per_class`` files of each class (sorted), hard-linked."""
+    import shutil
+
+    from _common import link_or_copy
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    for cls in classes:
+        files = sorted(p for p in (root / cls).iterdir() if p.is_file())[:per_class]
+        (dest / cls).mkdir(parents=True)
+        for f in files:
+            link_or_copy(f.resolve(), dest / cls / f.name)
+    return dest
+
+
+def fair_main(args) -> int:
+    import os
+    import resource
+    import shutil
+    import statistics
+    import subprocess
+
+    info = machine()
+    print(machine_line(info), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="tl-fair-"))
+    datasets = []
+    for spec in args.fair_data.split(";"):
+        name, _, rest = spec.partition(":")
+        if name == "food10":
+            classes = rest.split(",") if rest else ["apple_pie", "baby_back_ribs"]
+            d = subset_folder(SHARED_DATA / "food10", work / "food10", classes)
+            label = f"food10 {'+'.join(classes)}"
+        elif name == "magnetic_tile":
+            cls_part, _, n = rest.partition("x")
+            classes = cls_part.split(",") if cls_part else ["blowhole", "break", "crack",
+                                                             "free", "uneven"]
+            per = int(n or 57)
+            flat = balanced_subset(SHARED_DATA / "magnetic_tile", work / "mt-flat", classes,
+                                   per)
+            d = subset_folder(flat, work / "magnetic_tile", None)
+            label = f"magnetic_tile {len(classes)} classes x {per} (balanced, seeded 80/20)"
+        else:
+            raise SystemExit(f"unknown dataset {name}")
+        warm_page_cache(d)
+        n_train = sum(1 for p in (d / "train").rglob("*") if p.is_file())
+        n_val = sum(1 for p in (d / "val").rglob("*") if p.is_file())
+        datasets.append((label, d, n_train, n_val))
+    methods = [m for m in args.methods.split(",") if m]
+    rows: list[dict] = []
+    for label, d, _n_train, _n_val in datasets:
+        for rep in range(args.repeats):
+            order = methods if rep % 2 == 0 else methods[::-1]
+            for method in order:
+                run_dir = work / f"run-{len(rows)}"
+                run_dir.mkdir()
+                env = {**os.environ, "TL_BENCH_T0": repr(time.time())}
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--one", method, "--data", str(d),
+                     "--work", str(run_dir), "--engine", args.engine],
+                    env=env, capture_output=True, text=True)
+                line = next((x for x in reversed(proc.stdout.splitlines())
+                             if x.startswith("{")), None)
+                if proc.returncode or line is None:
+                    print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+                    raise SystemExit(f"{method} failed on {label}")
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                row = json.loads(line)
+                row["cpu_s"] = (after.ru_utime + after.ru_stime
+                                - before.ru_utime - before.ru_stime)
+                row.update(dataset=label, repeat=rep, load=load_average())
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                shutil.rmtree(run_dir, ignore_errors=True)  # cold: nothing carries over
+    info["load_end"] = machine()["load"]
+    text = fair_report(rows, datasets, methods, args, info, statistics)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    record(args.record, f"Fair CPU peers — {info['date']}", text)
+    return 0
+
+
+def render_logs(args) -> int:
+    """The report of ``--fair`` from the rows its processes printed (one JSON per line)."""
+    import statistics
+
+    rows, head = [], []
+    for log in args.render:
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and '"method"' in line:
+                rows.append(json.loads(line))
+            elif " — " in line and "load average at start" in line:
+                head.append(line)
+    labels = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = []
+    for label in labels:
+        n = {"food10": (300, 100)}.get(label.split()[0])
+        if n is None:  # magnetic_tile NxM: 80/20 of classes x per-class
+            classes, per = label.split()[1], label.split()[4]
+            total = int(classes) * int(per)
+            n = (total - total // 5, total // 5)
+        datasets.append((label, None, *n))
+    methods = [m for m in args.methods.split(",") if m]
+    info = {"load_end": load_average(), "line": "; ".join(head)}
+    done = {label: sorted({r["repeat"] for r in rows if r["dataset"] == label})
+            for label in labels}
+    text = fair_report(rows, datasets, methods, args, info, statistics)
+    text += ("\n\nRepeats completed per dataset: " + "; ".join(
+        f"{k}: {len(v)}" for k, v in done.items()) + ". Started: " + info["line"])
+    print(text)
+    record(args.record, "Fair CPU peers", text)
+    return 0
+
+
+def fair_report(rows, datasets, methods, args, info, statistics) -> str:
+    def med(v):
+        return statistics.median(v)
+
+    out = [f"{info.get('line') or machine_line(info)}; load average at end {info['load_end']} (the machine is "
+           "shared by 6 engineers: every figure is under their load).", "",
+           f"Command: `.venv/bin/python benchmarks/cpu_peers.py --fair --repeats "
+           f"{args.repeats} --engine {args.engine}`. Every method is a cold process (imports, "
+           "model creation, decoding and the forward passes included; our feature cache "
+           "and ONNX export start empty), methods alternate order between repeats "
+           "(forward, reversed, forward), figures are median [min-max] over "
+           f"{args.repeats} repeats. Same offline Lite0 ImageNet weights everywhere.", "",
+           "Methods: `ours-fe` = `fine_tune(strategy='feature-extraction')` at its defaults "
+           "(up to 50 epochs on cached features, early stopping, reports the best epoch); "
+           f"`ours-fe-same-epochs` = the same with exactly {SAME_EPOCHS} epochs; `sklearn-lr` "
+           "= features extracted once with plain PyTorch fp32 + scikit-learn "
+           f"LogisticRegression; `fastai-frozen` = `vision_learner` (body frozen) "
+           f"`fit_one_cycle({SAME_EPOCHS})`, head only, no augmentation (the body runs every "
+           "epoch); `fastai-fine_tune` = `fine_tune(3)` with its presizing and augmentation. "
+           "CPU s = user + system time of the method's process and its children (its "
+           "share of the machine, less sensitive to the other engineers' load than wall "
+           "time).", ""]
+    for label, _, n_train, n_val in datasets:
+        mine = [r for r in rows if r["dataset"] == label]
+        out += [f"**{label}** ({n_train} train / {n_val} val images; one val image = "
+                f"{100 / n_val:.1f} points)", "",
+                "| method | wall s | CPU s | reported acc | final-epoch acc | best-epoch acc "
+                "| epochs | fastai fine_tune(3) / this: wall (median of per-repeat ratios) "
+                "| same, CPU time |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for m in methods:
+            rs = [r for r in mine if r["method"] == m]
+            if not rs:
+                continue
+
+            def span(key, fmt="{:.3f}", rs=rs):
+                v = [r[key] for r in rs]
+                return f"{fmt.format(med(v))} [{fmt.format(min(v))}-{fmt.format(max(v))}]"
+
+            def ratio(key, rs=rs, m=m, mine=mine):
+                ratios = []
+                for r in rs:
+                    peer = [x[key] for x in mine if x["method"] == "fastai-fine_tune"
+                            and x["repeat"] == r["repeat"]]
+                    if peer:
+                        ratios.append(peer[0] / r[key])
+                return (f"{med(ratios):.1f}x [{min(ratios):.1f}-{max(ratios):.1f}]"
+                        if ratios and m != "fastai-fine_tune" else "")
+
+            out.append(f"| {m} | {span('wall_s', '{:.1f}')} | {span('cpu_s', '{:.1f}')} | "
+                       f"{span('acc')} | {span('final_epoch_acc')} | "
+                       f"{span('best_epoch_acc')} | {span('epochs', '{:.0f}')} | "
+                       f"{ratio('wall_s')} | {ratio('cpu_s')} |")
+        out.append("")
+    notes = sorted({n for r in rows for n in r.get("notes", []) if "engine" in n})
+    if notes:
+        out.append("Engine notes from our runs: " + "; ".join(notes))
+    return "\n".join(out)
+
+
 # -- main ------------------------------------------------------------------------------------
 def parse_variant(spec: str) -> tuple[str, dict]:
     """``two-phase+train_top=2+feature_views=4`` -> ("two-phase", {"train_top": 2, ...})."""
@@ -242,7 +539,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", type=float, default=0.90, help="accuracy for time-to-accuracy")
     p.add_argument("--record", help="append the result table to this markdown file")
     p.add_argument("--json", type=Path, help="write the rows as JSON here")
+    p.add_argument("--fair", action="store_true",
+                   help="fair peers: every method a cold process, --repeats, alternating order")
+    p.add_argument("--fair-data", default="food10;magnetic_tile",
+                   help="';'-separated: food10[:class,class] and magnetic_tile[:classes xN]")
+    p.add_argument("--methods", default=",".join(FAIR_METHODS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--engine", default="auto", help="our engine (--fair)")
+    p.add_argument("--render", nargs="+", type=Path, metavar="LOG",
+                   help="--fair: build the report from the JSON rows printed in these logs "
+                   "(e.g. runs split over two processes, or stopped before the end)")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one, args.data, args.work, args.engine)), flush=True)
+        return 0
+    if args.render:
+        return render_logs(args)
+    if args.fair:
+        return fair_main(args)
 
     if not args.data.is_dir():
         print(f"no dataset at {args.data}", file=sys.stderr)

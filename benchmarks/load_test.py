@@ -58,7 +58,8 @@ def train_run(runs: Path, epochs: int) -> Path:
     return result.run_dir
 
 
-def start_server(data_root: Path, runs: Path, port: int) -> subprocess.Popen:
+def start_server(data_root: Path, runs: Path, port: int, engine: str = "auto"
+                 ) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -76,6 +77,8 @@ def start_server(data_root: Path, runs: Path, port: int) -> subprocess.Popen:
             str(runs),
             "--device",
             "cpu",
+            "--engine",
+            engine,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -198,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--epochs", type=int, default=2, help="epochs of the small training run")
     p.add_argument("--record", help="append the result table to this markdown file")
+    p.add_argument("--engines", default="torch,auto",
+                   help="server engines to compare in this run: torch (PyTorch eager fp32, "
+                   "what predictions used before engines existed) and auto")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="rounds over the engines, alternating their order")
     args = p.parse_args(argv)
+    engines = [e for e in args.engines.split(",") if e]
 
     info = machine()
     print(machine_line(info))
@@ -208,18 +217,25 @@ def main(argv: list[str] | None = None) -> int:
         paths = sorted((SAMPLE / "val").glob("*/*.jpg"))
         photos = [(f.name, f.read_bytes()) for f in paths]
         before = peer_in_process(run_dir, paths, args.peer_requests)
-        port = free_port()
-        server = start_server(SAMPLE.parent, runs, port)
-        try:
-            url = f"http://127.0.0.1:{port}/api/runs/{run_dir.name}/predict"
-            asyncio.run(load(url, photos, args.concurrency, args.concurrency))  # warm-up
-            result = asyncio.run(load(url, photos, args.requests, args.concurrency))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        results: dict[str, list[dict]] = {e: [] for e in engines}
+        for rnd in range(args.rounds):
+            for engine in (engines if rnd % 2 == 0 else engines[::-1]):
+                port = free_port()
+                server = start_server(SAMPLE.parent, runs, port, engine)
+                try:
+                    url = f"http://127.0.0.1:{port}/api/runs/{run_dir.name}/predict"
+                    asyncio.run(load(url, photos, args.concurrency, args.concurrency))  # warm
+                    one = asyncio.run(load(url, photos, args.requests, args.concurrency))
+                    one["load"] = machine()["load"]
+                    results[engine].append(one)
+                    print(f"engine {engine}: {one['throughput']:.1f} requests/s, "
+                          f"{len(one['errors'])} errors (load {one['load']})", flush=True)
+                finally:
+                    server.terminate()
+                    try:
+                        server.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        server.kill()
         after = peer_in_process(run_dir, paths, args.peer_requests)
     # the peer ran before and after the load (the machine may be shared): pool the two
     n = before["requests"] + after["requests"]
@@ -233,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         {
-            "method": f"HTTP upload + predict, {args.concurrency} in flight",
+            "method": f"HTTP upload + predict, {args.concurrency} in flight, engine {engine}, "
+                      f"round {i + 1}",
             "requests": result["requests"],
             "errors": len(result["errors"]),
             "req_s": f"{result['throughput']:.1f}",
@@ -241,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             "p95": f"{result['p95_ms']:.0f}",
             "p99": f"{result['p99_ms']:.0f}",
             "max": f"{result['max_ms']:.0f}",
-        },
+        }
+        for engine in engines for i, result in enumerate(results[engine])
+    ] + [
         {
             "method": "peer: predict_images in-process, 1 at a time",
             "requests": peer["requests"],
@@ -266,22 +285,30 @@ def main(argv: list[str] | None = None) -> int:
             ("max", "max ms"),
         ],
     )
-    ratio = result["throughput"] / peer["throughput"]
+    import statistics
+
+    med = {e: statistics.median(r["throughput"] for r in results[e]) for e in engines}
+    errors = [err for e in engines for r in results[e] for err in r["errors"]]
     summary = (
-        f"{result['requests']} requests, {args.concurrency} concurrent, "
-        f"{len(result['errors'])} errors; {result['throughput']:.1f} requests/s, "
-        f"p99 {result['p99_ms']:.0f} ms; server throughput / in-process = {ratio:.2f}"
+        f"{args.requests} requests per round, {args.concurrency} concurrent, {args.rounds} "
+        f"rounds alternating the engines' order, {len(errors)} errors in all; median "
+        + ", ".join(f"engine {e} {med[e]:.1f} requests/s" for e in engines)
+        + (f"; {engines[-1]} / {engines[0]} = {med[engines[-1]] / med[engines[0]]:.2f}x"
+           if len(engines) > 1 else "")
+        + f". The in-process peer (predict_images one photo at a time, engine auto) "
+        f"{peer['throughput']:.1f}/s is sequential, the server has {args.concurrency} in "
+        "flight: that ratio is not like for like."
     )
     print(table)
     print(summary)
-    for err in result["errors"][:10]:
+    for err in errors[:10]:
         print("error:", err)
     record(
         args.record,
         "Web load test (benchmarks/load_test.py)",
         f"{machine_line(info)}\n\n{table}\n\n{summary}\n",
     )
-    return 1 if result["errors"] else 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

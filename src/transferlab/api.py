@@ -26,6 +26,7 @@ from .finetune.strategies import Phase
 from .inspect.calibration import BINNING, DEFAULT_BINS, fit_temperature, plot_reliability
 from .inspect.interpret import Evaluation, plot_confusion
 from .models.factory import TransferModel
+from .models.reference import FrozenReference, resolve_reference
 from .runs import new_run_dir, plot_curves, save_model, write_report
 from .session import prepare, resolve_device  # noqa: F401 (resolve_device: re-export)
 from .training import distributed
@@ -76,8 +77,10 @@ class _PhaseCheckpoint(Callback):
     """
 
     def __init__(self, path: Path, model: nn.Module, phase_index: int, rows_before: list[dict],
-                 *, partial: bool = True):
+                 *, partial: bool = True, reference: FrozenReference | None = None):
         self.path, self.model = path, model
+        # lean runs: tensors equal to the pretrained weights are named, not written
+        self.reference = reference
         self.phase_index, self.rows_before = phase_index, rows_before
         self.partial = partial
         self.token: str | None = None
@@ -95,8 +98,10 @@ class _PhaseCheckpoint(Callback):
         # an in-place update (BatchNorm statistics) bumps a tensor's version counter
         self.versions = {n: b._version for n, b in self.model.named_buffers() if n in self.start}
         self.token = secrets.token_hex(8)
-        save_state(self.path.parent / FROZEN.name,
-                   {"token": self.token, "phase_index": self.phase_index, "model": self.start})
+        frozen = {"token": self.token, "phase_index": self.phase_index, "model": self.start}
+        if self.reference is not None:
+            frozen["model"], frozen["reference"] = self.reference.split(self.start)
+        save_state(self.path.parent / FROZEN.name, frozen)
 
     def _save(self, trainer: Trainer, complete: bool) -> None:
         model = self.model.state_dict()
@@ -107,6 +112,8 @@ class _PhaseCheckpoint(Callback):
                      if n in self.versions and b._version != self.versions[n]}
             model = {k: v for k, v in model.items() if k in self.trainable or k in moved}
             run["frozen"] = self.token
+        elif self.reference is not None:
+            model, run["reference"] = self.reference.split(model)
         save_state(self.path, {"model": model, "trainer": trainer.state_dict(), "run": run})
 
     def on_epoch_end(self, trainer: Trainer, record) -> None:
@@ -120,9 +127,15 @@ def load_run_state(run_dir: str | Path) -> dict:
     """The last checkpoint of a run, with the frozen parameters it refers to merged back."""
     run_dir = Path(run_dir)
     state = load_state(run_dir / LAST)
+    if state["run"].get("reference"):  # lean: the pretrained tensors were named, not stored
+        doc = state["run"]["reference"]
+        state["model"] = resolve_reference(doc).merge(state["model"], doc)
     token = state["run"].get("frozen")
     if token is not None:
         frozen = load_state(run_dir / FROZEN)
+        if frozen.get("reference"):
+            frozen["model"] = resolve_reference(frozen["reference"]).merge(
+                frozen["model"], frozen["reference"])
         if frozen.get("token") != token:
             raise CheckpointError(
                 f"{run_dir / LAST} refers to frozen weights {token} but {run_dir / FROZEN} "
@@ -143,6 +156,7 @@ def class_weights(splits, mode: str) -> torch.Tensor | None:
 def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, splits,
               run_dir: Path, device: torch.device, *, rows_before: list[dict],
               cache: dict, resume_state: dict | None = None,
+              reference: FrozenReference | None = None,
               callbacks: Sequence[Callback] = (), progress: bool = True) -> Trainer:
     """Freeze per the phase, build the optimizer over every group, train with listeners."""
     if phase.train_groups is not None:  # surgical: exactly these body groups + the head
@@ -179,7 +193,8 @@ def run_phase(model: TransferModel, cfg: TrainConfig, phase: Phase, index: int, 
         listeners.append(RichProgress())
     if main:
         listeners.append(_PhaseCheckpoint(run_dir / LAST, model, index, rows_before,
-                                          partial=not phase.unfreeze_every))
+                                          partial=not phase.unfreeze_every,
+                                          reference=reference))
     if distributed.world_size() > 1:
         listeners.append(distributed.Barrier())
     trainer = Trainer(
@@ -250,6 +265,8 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     # splits, auto resolved once (config.json records the chosen settings), seeded model, plan
     session = prepare(cfg, device=device, log=log)
     cfg, splits, model, phases = session.cfg, session.splits, session.model, session.phases
+    # lean runs name the pretrained body instead of copying it (None: --save full, random)
+    reference = FrozenReference.of(model) if cfg.save_mode == "lean" else None
     if run_dir is None:
         if distributed.is_main():
             run_dir = new_run_dir(cfg.out, cfg.model, cfg.strategy, cfg.name)
@@ -287,7 +304,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         else:
             first, rows = run["phase_index"], list(run["rows_before"])
             phase_state = state["trainer"]
-    cache: dict = {}
+    cache: dict = {"log": log}  # fastpath reports each extraction's rates to ``log``
     from .training.tracking import trackers_from_config
 
     trackers = trackers_from_config(cfg, run_dir, len(rows)) if writes else []
@@ -295,6 +312,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
         for index in range(first, len(phases)):
             trainer = run_phase(model, cfg, phases[index], index, splits, run_dir, device,
                                 rows_before=rows, cache=cache, resume_state=phase_state,
+                                reference=reference,
                                 callbacks=[*callbacks, *trackers], progress=progress)
             phase_state = None
             rows = rows + [r.as_dict() for r in trainer.history]
@@ -308,7 +326,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
     summary = evaluation_document(evaluation, test_evaluation, calibration)
     model.cpu()
     seconds = time.perf_counter() - start
-    notes = list(splits.notes)
+    notes = [*splits.notes, *(n for n in cfg.notes if n not in splits.notes)]  # engine, auto
     if completed:
         notes.append(f"{run_dir} had already completed: nothing was trained and no file in it "
                      "changed (the accuracy above is its best model evaluated again)")
@@ -321,7 +339,7 @@ def fine_tune(cfg: TrainConfig | None = None, *, resume: str | Path | None = Non
                  "parameters": count_parameters(model), "run": run_dir.name}
         if test_evaluation is not None:
             extra["test_accuracy"] = test_evaluation.accuracy
-        save_model(model, run_dir / "best.safetensors", extra=extra)
+        save_model(model, run_dir / "best.safetensors", extra=extra, reference=reference)
         plot_curves(rows, run_dir / "curves.png")
         plot_confusion(test_evaluation or evaluation, run_dir / "confusion.png",
                        title=_confusion_title(test_evaluation or evaluation,
@@ -360,7 +378,8 @@ def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Ph
     body_unchanged = all(p.head_only for p in phases) and "val" in cache
     model.temperature = 1.0
     evaluation = distributed.evaluate(model, splits.val, eval_tf, device=device,
-                                      features=cache["val"][0] if body_unchanged else None)
+                                      features=cache["val"][0] if body_unchanged else None,
+                                      engine=cfg.engine, log=cache.get("log"))
     temperature = fit_temperature(evaluation.raw_logits, evaluation.labels)
     model.temperature = temperature
     evaluation = evaluation.with_temperature(temperature)
@@ -370,9 +389,10 @@ def evaluate_run(model: TransferModel, splits, cfg: TrainConfig, phases: list[Ph
         if body_unchanged:  # the frozen body's test features (disk cache: once per dataset)
             features, _, _ = distributed.cached_features(model, splits.test, eval_tf,
                                                          cache_dir=cfg.cache_dir or None,
-                                                         device=device)
+                                                         device=device, engine=cfg.engine)
         test_evaluation = distributed.evaluate(model, splits.test, eval_tf, device=device,
-                                               features=features)
+                                               features=features, engine=cfg.engine,
+                                               log=cache.get("log"))
     judged = test_evaluation or evaluation
     calibration = {
         "method": "temperature scaling (one parameter, fitted on the validation split by NLL)",

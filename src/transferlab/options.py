@@ -19,8 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .models.batchnorm import BN_POLICIES, DEFAULT_BN_POLICY
-from .models.factory import DEFAULT_MODEL
+from .catalog import BN_POLICIES, DEFAULT_BN_POLICY, DEFAULT_MODEL, ENGINES
 
 STRATEGIES = ("feature-extraction", "finetune", "full", "two-phase", "gradual", "auto")
 DEFAULT_STRATEGY = "two-phase"
@@ -159,8 +158,16 @@ OPTIONS: tuple[Option, ...] = (
        "bottom train from cached activations even with augmentation", "speed", min=0,
        max=1000, web_max=16, metavar="K"),
     _o("compile", "bool", False, "torch.compile the trained module", "speed"),
+    _o("engine", "str", "auto", "what runs frozen forward passes on the CPU: auto (ONNX "
+       "Runtime if installed, else bf16 where native, else torch) | torch | torch-bf16 | "
+       "onnxruntime (transferlab.models.engines)", "speed", choices=ENGINES, faces=NOT_WEB),
     # -- output and tracking
     _o("out", "str", "runs", "folder for run folders", "output", faces=NOT_WEB),
+    _o("save_mode", "str", "lean", "lean: the run folder keeps what training changed and "
+       "refers to the pretrained weights by name and SHA-256 (found again offline: packaged "
+       "weights, a local file, the hub cache); full: a self-contained folder with every "
+       "weight (a sweep then also keeps its trials' checkpoints)", "output",
+       choices=("lean", "full"), cli_flag="--save", faces=NOT_WEB),
     _o("name", "str", None, "run folder name (default: time-model-strategy)", "output",
        nullable=True, faces=NOT_WEB),
     _o("tensorboard", "bool", False, "log to TensorBoard (RUN/tensorboard; needs the "

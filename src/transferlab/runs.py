@@ -24,6 +24,8 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .models.factory import TransferModel, model_from_description
+from .models.reference import FrozenReference, resolve_reference
+from .models.weights import WeightsUnavailableError
 from .utils import atomic_write, atomic_write_text
 
 BEST = "best.safetensors"
@@ -50,12 +52,23 @@ def new_run_dir(out: str | Path, model: str, strategy: str, name: str | None = N
     return path
 
 
-def save_model(model: TransferModel, path: str | Path, extra: dict | None = None) -> Path:
-    """Weights as safetensors plus a JSON sidecar that can rebuild the model offline."""
+def save_model(model: TransferModel, path: str | Path, extra: dict | None = None, *,
+               reference: FrozenReference | None = None) -> Path:
+    """Weights as safetensors plus a JSON sidecar that can rebuild the model offline.
+
+    With a ``reference`` (lean runs) the tensors equal to the pretrained weights are not
+    written: the sidecar's ``frozen`` entry names them (model, weights source, SHA-256) and
+    :func:`load_model` finds them again offline. Without one the file is self-contained.
+    """
     path = Path(path)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    frozen = None
+    if reference is not None:
+        state, frozen = reference.split(state)
     atomic_write(path, lambda tmp: save_file(state, tmp))
     sidecar = {"format": "transferlab-model/1", **model.describe(), **(extra or {})}
+    if frozen is not None:
+        sidecar["frozen"] = frozen
     atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=1))
     return path
 
@@ -77,6 +90,11 @@ def load_model(path: str | Path) -> TransferModel:
         state = load_file(str(path))
     except Exception as exc:  # SafetensorError: not a safetensors file, truncated, ...
         raise RunError(f"cannot read the weights in {path}: {exc}") from exc
+    if desc.get("frozen"):  # a lean run: the frozen weights are found again and checked
+        try:
+            state = resolve_reference(desc["frozen"]).merge(state, desc["frozen"])
+        except WeightsUnavailableError as exc:
+            raise RunError(f"cannot load {path}: {exc}") from exc
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

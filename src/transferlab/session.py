@@ -102,7 +102,7 @@ def dry_run(cfg: TrainConfig) -> dict:
         from .data import load_splits
 
         splits = load_splits(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                             per_class=cfg.per_class)
+                             per_class=cfg.per_class, test_fraction=cfg.test_fraction)
         cfg = resolve_strategy(cfg, splits, measure=False)
     return plan_document(cfg, architecture_group_names(cfg.model), resolved_from_auto=auto)
 

@@ -1,5 +1,5 @@
 """Generic utilities every package may use (and which use no other part of transferlab):
-atomic file writes and seeding."""
+atomic file writes, seeding, the cache folder and a module's weight digest."""
 
 from __future__ import annotations
 
@@ -53,3 +53,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def default_cache_dir() -> Path:
+    """``$TRANSFERLAB_CACHE``, else ``$XDG_CACHE_HOME/transferlab`` (``~/.cache/transferlab``)."""
+    base = os.environ.get("TRANSFERLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "transferlab"
+    )
+    return Path(base)
+
+
+def module_digest(module) -> str:
+    """Hash of a module's parameter and buffer values (what its outputs depend on)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{t.dtype}\0{tuple(tensor.shape)}\n".encode())
+        if t.numel():
+            h.update(t.view(__import__("torch").uint8).numpy().data)
+    return h.hexdigest()

@@ -82,6 +82,19 @@ def test_help_for_every_command(capsys):
     assert proc.returncode == 0 and "usage: transferlab" in proc.stdout, proc.stderr
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["models"]])
+def test_help_and_models_do_not_import_torch(argv):
+    """Start-up: the CLI parses first and imports torch/timm only for a command that needs
+    them (``import torch`` alone takes seconds)."""
+    code = ("import sys\nfrom transferlab.cli.main import main\ntry:\n"
+            f"    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', sorted({'torch', 'timm'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("heavy: []"), proc.stdout[-500:]
+
+
 @pytest.mark.parametrize("cmd", [["models"]])
 def test_models_lists_offline_availability(cmd, capsys):
     assert main(cmd) == 0

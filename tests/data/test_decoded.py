@@ -15,8 +15,10 @@ from transferlab.data import DataError, ImageDataset, build_transforms, load_spl
 from transferlab.data.decoded import (
     DecodedLoader,
     DecodedSource,
+    StreamingDecodedSource,
     decoded_store,
     eval_resize,
+    find_store,
     stored_size,
 )
 from transferlab.data.gpu_augment import DeviceAugment
@@ -42,7 +44,7 @@ def test_store_geometry(cfgs):
 @pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18"])
 def test_centre_crop_of_the_store_is_the_pil_eval_transform(name, cfgs, splits, tmp_path):
     cfg = cfgs[name]
-    store = decoded_store(splits.train, cfg, cache_dir=tmp_path)
+    store = decoded_store(splits.train, cfg, cache_dir=tmp_path, decoder="pil")
     assert store.array.shape == (len(splits.train), stored_size(cfg), stored_size(cfg), 3)
     reference = ImageDataset(splits.train, build_transforms(cfg, train=False))
     x = DeviceAugment(cfg, "none")(torch.from_numpy(store.rows(range(len(store)))))
@@ -130,3 +132,50 @@ def test_decoded_source_views_differ(cfgs, splits, tmp_path):
     v0b = torch.cat([x for x, _ in source.batches(0, 8, torch.device("cpu"))])
     v1 = torch.cat([x for x, _ in source.batches(1, 8, torch.device("cpu"))])
     assert torch.equal(v0, v0b) and not torch.equal(v0, v1) and not torch.equal(plain, v0)
+
+
+def test_draft_decoding_is_close_to_the_full_decode_and_keyed_apart(cfgs, splits, tmp_path):
+    """Draft mode decodes a JPEG at a reduced DCT scale only when that still covers the
+    resize: a 1024 px photo is decoded at 1/2 or 1/4, a sample photo (under 512 px) in full."""
+    from PIL import Image
+
+    cfg = cfgs["tf_efficientnet_lite0"]
+    big = tmp_path / "photos" / "big.jpg"
+    big.parent.mkdir()
+    with Image.open(splits.val[0][0]) as img:
+        img.convert("RGB").resize((1024, 1024), Image.BICUBIC).save(big, quality=92)
+    samples = [(str(big), 0), *splits.val[1:4]]
+    full = decoded_store(samples, cfg, cache_dir=tmp_path, decoder="pil")
+    draft = decoded_store(samples, cfg, cache_dir=tmp_path, decoder="pil-draft")
+    assert draft.key != full.key
+    a = full.rows(range(len(full))).astype(np.float32)
+    b = draft.rows(range(len(draft))).astype(np.float32)
+    assert 0 < np.abs(a[0] - b[0]).mean() < 3.0  # the big photo: decoded smaller, close
+    np.testing.assert_array_equal(a[1:], b[1:])  # small photos: the full decode
+
+
+def test_streaming_source_feeds_the_same_batches_and_publishes_the_store(cfgs, splits, tmp_path):
+    cfg = cfgs["tf_efficientnet_lite0"]
+    assert find_store(splits.train, cfg, cache_dir=tmp_path) is None
+    stream = StreamingDecodedSource(splits.train, cfg, cache_dir=tmp_path)
+    got = list(stream.batches(None, 5, torch.device("cpu")))
+    store = find_store(splits.train, cfg, cache_dir=tmp_path)
+    assert store is not None and stream.store is not None and store.path == stream.store.path
+    plain = DecodedSource(store, cfg, augment="none")
+    assert stream.describe() == plain.describe()  # the same activation-cache key either way
+    want = list(plain.batches(None, 5, torch.device("cpu")))
+    assert len(got) == len(want) == -(-len(splits.train) // 5)
+    for (x, y), (x2, y2) in zip(got, want, strict=True):
+        torch.testing.assert_close(x, x2, rtol=0, atol=0)
+        assert torch.equal(y, y2)
+    assert stream.stats.images == len(splits.train) and stream.stats.busy_s > 0
+
+
+def test_a_stream_stopped_early_publishes_nothing(cfgs, splits, tmp_path):
+    cfg = cfgs["tf_efficientnet_lite0"]
+    stream = StreamingDecodedSource(splits.train, cfg, cache_dir=tmp_path)
+    batches = stream.batches(None, 4, torch.device("cpu"))
+    next(batches)
+    batches.close()  # the consumer failed after one batch
+    assert find_store(splits.train, cfg, cache_dir=tmp_path) is None
+    assert not [p for p in (tmp_path / "decoded").iterdir() if p.name.startswith(".")]

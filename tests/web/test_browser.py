@@ -180,9 +180,12 @@ def test_main_flow(server, page):
     # Results
     page.click("#open-results")
     expect(page.locator("#res-accuracy")).to_contain_text("%")
+    expect(page.locator("#res-accuracy")).to_have_text(re.compile(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]"))
+    expect(page.locator("#results-summary")).to_contain_text("optimistic")  # no test split
+    expect(page.locator("#res-ece")).to_contain_text("with temperature")
     expect(page.locator("#confusion tbody tr")).to_have_count(4)
     expect(page.locator("#per-class-acc .bar-row")).to_have_count(4)
-    expect(page.locator("#downloads a")).to_have_count(6)
+    expect(page.locator("#downloads a")).to_have_count(7)
     href = page.get_attribute("#downloads a >> nth=0", "href")
     assert href.endswith("best.safetensors?download=true")
     run_id = page.input_value("#results-run")
@@ -298,6 +301,9 @@ def test_runs_page_compares_two_runs(server, two_runs, page):
     expect(page.locator("#compare-out")).to_be_visible()
     expect(page.locator("#compare-config")).to_contain_text("epochs")
     expect(page.locator("#compare-chart polyline")).to_have_count(2)
+    # the same validation images: a paired (McNemar) test, not overlapping intervals
+    expect(page.locator("#compare-paired")).to_contain_text("Paired test on the same")
+    expect(page.locator("#runs-table tbody")).to_contain_text("[")
     shot(page, "runs")
 
 

@@ -16,7 +16,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..export.exporters import DEFAULT_OPSET, FORMATS
+    from ..catalog import DEFAULT_OPSET
+    from ..catalog import EXPORT_FORMATS as FORMATS
 
     p = sub.add_parser("export", help="write a run's model as ONNX, TorchScript or safetensors",
                        description="Export the model of a finished run, with "

@@ -34,10 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", message=".*Tag data larger than file.*")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors printed without a traceback; imported only when one happens (a command that
+    needs no torch, like ``models``, never imports it)."""
     from ..data.scan import DataError
     from ..models.weights import WeightsUnavailableError
     from ..runs import RunError
@@ -45,10 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     from ..training.loop import NonFiniteLossError
     from ..training.tracking import TrackingUnavailableError
 
+    return (UserError, DataError, WeightsUnavailableError, RunError, CheckpointError,
+            NonFiniteLossError, FileNotFoundError, ValueError, TrackingUnavailableError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*Tag data larger than file.*")
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, DataError, WeightsUnavailableError, RunError, CheckpointError,
-            NonFiniteLossError, FileNotFoundError, ValueError, TrackingUnavailableError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"transferlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
-from rich.table import Table
-
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from ..finetune.freeze import train_top
     from ..models.factory import create_model
     from ..models.summary import format_count, summarize
@@ -41,19 +41,36 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _availability(name: str) -> str:
+    """'package', 'hub-cache' or 'download', without importing timm (``models`` starts in
+    well under a second); a ``--filter`` listing asks timm, which knows every name."""
+    from ..catalog import hub_cached, packaged_weights_path
+
+    if packaged_weights_path(name) is not None:
+        return "package"
+    return "hub-cache" if hub_cached(name) else "download"
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    import timm
+    from rich.console import Console
+    from rich.table import Table
 
-    from ..models.factory import KNOWN_BACKBONES, offline_availability
-    from ..models.weights import packaged_weights_hint
+    from ..catalog import KNOWN_BACKBONES, packaged_weights_hint
 
-    names = timm.list_models(args.filter) if args.filter else KNOWN_BACKBONES
+    if args.filter:
+        import timm
+
+        from ..models.factory import offline_availability
+
+        names, where_is = timm.list_models(args.filter), offline_availability
+    else:
+        names, where_is = KNOWN_BACKBONES, _availability
     table = Table(title="backbones (any timm model name works)")
     table.add_column("model")
     table.add_column("weights now")
     table.add_column("how to get them")
     for name in names:
-        where = offline_availability(name)
+        where = where_is(name)
         hint = {"package": "installed (offline)", "hub-cache": "in the hub cache (offline)"}.get(
             where, packaged_weights_hint(name) or "download from the hub (needs internet)")
         table.add_row(name, "offline" if where != "download" else "needs download", hint)

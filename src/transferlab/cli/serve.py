@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+from ..catalog import ENGINES
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
@@ -28,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(data_root=data_root, runs_root=args.runs_root, token=token,
                      allowed_hosts=allowed, max_upload_bytes=args.max_upload_mb * 2**20,
                      device=args.device, allow_code=True if args.allow_code else None,
-                     lab_limits=_lab_limits(args))
+                     lab_limits=_lab_limits(args), engine=args.engine)
     # Bind here, so that --port 0 takes a free port and the address printed is the real one
     # (no window between choosing a port and listening on it).
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
@@ -78,6 +80,8 @@ def register(sub) -> None:
                    "(or set TRANSFERLAB_TOKEN)")
     p.add_argument("--max-upload-mb", type=int, default=512, help="dataset zip size limit")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for training")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="inference engine of predictions (default auto)")
     p.add_argument("--allow-code", action="store_true",
                    help="turn the Lab on off loopback too (needs --token): anyone with the "
                    "token can then run Python as this user on this machine")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..catalog import ENGINES
 from ..config import TrainConfig
 from ..options import BY_NAME, CLI, Option, check, options_for, parse
 from ._signals import interruptible
@@ -171,7 +172,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for bad in index.bad_files:
         print(f"skipped {bad.path}: {bad.reason}", file=sys.stderr)
     samples = index.samples
-    ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False))
+    ev = evaluate_model(model, samples, build_transforms(model.data_config, train=False),
+                        engine=args.engine, log=lambda m: print(m, file=sys.stderr))
     summary = ev.summary()
     from ..inspect.intervals import format_accuracy
 
@@ -218,6 +220,7 @@ def cmd_predict_folder(args: argparse.Namespace, model) -> int:
         result = predict_folder(model, args.images[0], topk=args.topk,
                                 batch_size=args.batch_size, num_workers=args.workers,
                                 device=device, fast_decode=args.fast_decode,
+                                engine=args.engine,
                                 progress=lambda done, total: bar.update(task, completed=done,
                                                                         total=total))
     out = result.write_csv(args.out or "predictions.csv")
@@ -250,7 +253,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = predict_images(model, args.images, topk=args.topk, device=device)
+    results = predict_images(model, args.images, topk=args.topk, device=device,
+                             engine=args.engine)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -287,6 +291,7 @@ def register(sub) -> None:
     p.add_argument("--split", default="val", choices=["val", "test", "train"],
                    help="which split of a split-folder dataset (default val)")
     p.add_argument("--out", help="where to write confusion_eval.png (default: the run folder)")
+    p.add_argument("--engine", default="auto", choices=ENGINES, help="inference engine")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for images or a whole folder (CSV)",
@@ -306,4 +311,5 @@ def register(sub) -> None:
     p.add_argument("--fast-decode", action="store_true",
                    help="FOLDER: decode big JPEGs at reduced scale (faster; pixels differ "
                    "slightly from training's full decode)")
+    p.add_argument("--engine", default="auto", choices=ENGINES, help="inference engine")
     p.set_defaults(func=cmd_predict)

@@ -33,13 +33,18 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 
-def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
+def load_rgb(path: str | os.PathLike[str], *, draft: int | None = None) -> Image.Image:
     """Open *path* as an upright 8-bit RGB image (EXIF orientation applied).
 
     Images over ``PIL.Image.MAX_IMAGE_PIXELS`` raise ``DecompressionBombWarning`` before any
     pixel memory is allocated, as in :func:`~transferlab.data.scan.validate_image`.
+    ``draft=S``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both
+    sides at least ``S`` (libjpeg's draft mode: several times faster on large photos; pixels
+    differ slightly from a full decode followed by a resize).
     """
     with _open_guarded(Path(path)) as img:
+        if draft and img.format == "JPEG":
+            img.draft(img.mode, (draft, draft))
         try:
             upright = ImageOps.exif_transpose(img)
         except (SyntaxError, ValueError, KeyError, TypeError):

@@ -24,24 +24,18 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..utils import default_cache_dir, module_digest  # noqa: F401 (re-exported)
 from .datasets import ImageDataset
 from .scan import Sample
 
 CACHE_FORMAT = 2  # bump when the on-disk layout changes
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("TRANSFERLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "transferlab"
-    )
-    return Path(base)
 
 
 # -- content keys ----------------------------------------------------------------------------
@@ -70,17 +64,6 @@ def samples_digest(samples: Sequence[Sample]) -> str:
             h.update(f"{file_digest(path)}\0{label}\n".encode())
         except OSError:
             h.update(f"{path}\0missing\0{label}\n".encode())
-    return h.hexdigest()
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """Hash of a module's parameter and buffer values (what its outputs depend on)."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}\0{t.dtype}\0{tuple(tensor.shape)}\n".encode())
-        if t.numel():
-            h.update(t.view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 
@@ -223,6 +206,7 @@ class PilSource:
         self.samples = list(samples)
         self.transform, self.train_transform = transform, train_transform
         self.seed, self.num_workers = seed, num_workers
+        self.stats = DecodeStats()
 
     def describe(self) -> str:
         return f"pil:{self.transform!r}:{self.train_transform!r}"
@@ -237,11 +221,161 @@ class PilSource:
 
             seed_everything(self.seed * 7919 + view)
             tf = self.train_transform
+        if view is None and self.num_workers == 0:
+            # The evaluation transform is deterministic: decode in threads (PIL releases the
+            # GIL while decoding and resizing), in order.
+            yield from threaded_batches(self.samples, tf, batch_size, device, self.stats)
+            return
         loader = DataLoader(ImageDataset(self.samples, tf), batch_size=batch_size,
                             shuffle=False, num_workers=self.num_workers,
                             pin_memory=device.type == "cuda")
         for x, y in loader:
             yield x.to(device, non_blocking=True), y
+
+
+@dataclass
+class DecodeStats:
+    """What decoding cost: images, the seconds decoder threads were busy, how many threads."""
+
+    images: int = 0
+    busy_s: float = 0.0
+    threads: int = 1
+
+    def add(self, images: int, seconds: float) -> None:
+        self.images += images
+        self.busy_s += seconds
+
+    @property
+    def per_thread_rate(self) -> float:
+        return self.images / self.busy_s if self.busy_s > 0 else float("inf")
+
+
+def decode_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def threaded_batches(samples: Sequence[Sample], transform: Callable, batch_size: int,
+                     device: torch.device, stats: DecodeStats | None = None
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``transform(image)`` decoded by a thread pool, in order."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .datasets import load_rgb
+
+    def one(sample: Sample) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = transform(load_rgb(sample[0]))
+        if stats is not None:
+            stats.add(1, time.perf_counter() - t0)
+        return out
+
+    threads = decode_threads()
+    if stats is not None:
+        stats.threads = threads
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for start in range(0, len(samples), batch_size):
+            part = samples[start:start + batch_size]
+            x = torch.stack(list(pool.map(one, part)))
+            y = torch.tensor([label for _, label in part], dtype=torch.long)
+            yield x.to(device, non_blocking=True), y
+
+
+def prefetch(batches: Iterator, depth: int = 2) -> Iterator:
+    """Run ``batches`` in a background thread, ``depth`` items ahead of the consumer, so
+    that producing the next batch (decoding) overlaps with consuming this one (the engine)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in batches:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+@dataclass
+class ExtractionReport:
+    """Rates of one extraction: which of decoding and the engine set the pace."""
+
+    images: int
+    wall_s: float
+    engine: str
+    engine_s: float
+    decode: DecodeStats | None
+    setup_s: float = 0.0  # building the engine (ONNX export on first use, the fp32 check)
+
+    @property
+    def engine_rate(self) -> float:
+        return self.images / self.engine_s if self.engine_s > 0 else float("inf")
+
+    @property
+    def decode_rate(self) -> float | None:
+        """Images per second all decoder threads together could deliver."""
+        if self.decode is None or not self.decode.images:
+            return None
+        return self.decode.per_thread_rate * self.decode.threads
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.wall_s if self.wall_s > 0 else float("inf")
+
+    @property
+    def bottleneck(self) -> str:
+        d = self.decode_rate
+        return "engine" if d is None or self.engine_rate <= d else "decode"
+
+    @property
+    def bound_fraction(self) -> float:
+        d = self.decode_rate
+        bound = self.engine_rate if d is None else min(d, self.engine_rate)
+        return self.rate / bound
+
+    def line(self) -> str:
+        d = self.decode_rate
+        dec = ("decode n/a (rows read from the decoded store)" if d is None else
+               f"decode {d:.0f} img/s ({self.decode.per_thread_rate:.0f}/thread x "
+               f"{self.decode.threads})")
+        setup = f" + {self.setup_s:.1f} s engine set-up" if self.setup_s >= 0.05 else ""
+        return (f"extracted {self.images} images in {self.wall_s:.1f} s{setup} "
+                f"({self.rate:.0f} img/s): "
+                f"{dec}, engine {self.engine} {self.engine_rate:.0f} img/s; bottleneck "
+                f"{self.bottleneck}, {self.bound_fraction:.0%} of the slower one's rate")
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "wall_s": round(self.wall_s, 3), "engine": self.engine,
+                "engine_img_s": round(self.engine_rate, 1),
+                "decode_img_s": None if self.decode_rate is None else round(self.decode_rate, 1),
+                "decode_threads": self.decode.threads if self.decode else None,
+                "img_s": round(self.rate, 1), "setup_s": round(self.setup_s, 3),
+                "bottleneck": self.bottleneck,
+                "bound_fraction": round(self.bound_fraction, 3)}
 
 
 # -- cached activations ----------------------------------------------------------------------
@@ -255,6 +389,9 @@ class ActivationCache:
     boundary: int
     views: int  # 0: the evaluation transform only
     hit: bool
+    engine: str = "torch"  # the engine tag the activations were computed with
+    report: ExtractionReport | None = None  # rates, when extracted (not on a hit)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -338,16 +475,15 @@ def _storage_dtype(shape: torch.Size, dtype: str | None) -> np.dtype:
     return np.dtype(np.float16 if len(shape) == 4 else np.float32)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
 def activation_key(model, source, *, boundary: int, lower: torch.nn.Module, views: int,
-                   dtype: str | None, device: torch.device | None = None) -> str:
+                   dtype: str | None, device: torch.device | None = None,
+                   engine: str = "torch") -> str:
+    """Content key of an activation cache entry; ``engine`` is the engine's name (outputs of
+    different engines never share an entry)."""
+    from ..models.engines import engine_tag
+
     desc = model.describe()
-    precision = "bf16-autocast" if device is not None and device.type == "cuda" else "fp32"
+    precision = engine_tag(engine, device if device is not None else "cpu")
     h = hashlib.sha256()
     h.update(json.dumps({"format": CACHE_FORMAT, "model": desc["model_name"],
                          "data_config": desc["data_config"], "boundary": boundary,
@@ -366,6 +502,19 @@ def _lower_part(model, boundary: int) -> torch.nn.Module:
     return split_at(model, boundary)[0]
 
 
+def _load_entry(final: Path, labels: torch.Tensor, boundary: int, views: int,
+                engine: str) -> ActivationCache | None:
+    if (final / "meta.json").is_file():
+        try:
+            array = DiskArray(final / "x.npy")
+            if len(array) == max(views, 1) * len(labels):
+                return ActivationCache(final, array, labels, boundary, views, True, engine)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(final, ignore_errors=True)  # torn or foreign: recompute
+    return None
+
+
 def cached_activations(
     model,
     source,
@@ -376,81 +525,102 @@ def cached_activations(
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
     dtype: str | None = None,
+    engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ActivationCache:
     """Activations at ``boundary`` (default: the pooled features) for ``source``'s samples.
 
     ``source`` is a :class:`PilSource` or a :class:`transferlab.data.decoded.DecodedSource`.
     ``views=K`` stores K augmented views per image instead of the plain evaluation view.
-    Extraction runs in eval mode without autograd, writes each batch straight to disk and
-    publishes the finished entry atomically; a later call with the same key reads it back.
+    ``engine`` runs the frozen part (:mod:`transferlab.models.engines`); it is part of the
+    key. Decoding runs in background threads while the engine works; the returned cache's
+    ``report`` says which of the two set the pace. Each batch is written straight to disk and
+    the finished entry published atomically; a later call with the same key reads it back.
     """
+    import time
+
+    from ..models.engines import build_engine, resolve_engine
     from ..models.staged import num_boundaries
 
     n_body = num_boundaries(model)
     boundary = n_body if boundary is None else boundary
     device = torch.device(device)
     if batch_size is None:
-        # On a CPU the activations of 64 images at 224 px cost ~1 GB; Lite0 extracts as fast
-        # at 16 as at 32 on 2 cores (11.7-12.1 vs 11.3-11.5 img/s), so 16 keeps memory low.
+        # On a CPU the activations of 64 images at 224 px cost ~1 GB; 16 keeps memory low
+        # and the engines run as fast at 16 as at 32 on 2 cores.
         batch_size = 128 if device.type == "cuda" else 16
     if views < 0:
         raise ValueError(f"views must be >= 0, got {views}")
+    name, _ = resolve_engine(engine, device)  # an unusable engine named explicitly fails here
     lower = _lower_part(model, boundary)
     key = activation_key(model, source, boundary=boundary, lower=lower, views=views,
-                         dtype=dtype, device=device)
-    final = Path(cache_dir or default_cache_dir()) / "activations" / key
+                         dtype=dtype, device=device, engine=name)
+    root = Path(cache_dir or default_cache_dir()) / "activations"
     labels = torch.tensor([label for _, label in source.samples], dtype=torch.long)
-    if (final / "meta.json").is_file():
-        try:
-            array = DiskArray(final / "x.npy")
-            if len(array) == max(views, 1) * len(labels):
-                return ActivationCache(final, array, labels, boundary, views, True)
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(final, ignore_errors=True)  # torn or foreign: recompute
+    hit = _load_entry(root / key, labels, boundary, views, name)
+    if hit is not None:
+        return hit
     was_training = model.training
     model.eval()
     model.to(device)
-    if device.type == "cpu":
-        lower.to(memory_format=torch.channels_last)
-    tmp = new_tmp_dir(final)
     writer: DiskArrayWriter | None = None
+    run = None
     total, done = max(views, 1) * len(labels), 0
+    engine_s = setup_s = 0.0
+    stats = getattr(source, "stats", None)
+    tmp: Path | None = None
+    start = time.perf_counter()
     try:
-        with torch.inference_mode():
-            for view in (range(views) if views else [None]):
-                for x, _ in source.batches(view, batch_size, device):
-                    if x.ndim == 4:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with _autocast(device):
-                        z = lower(x)
-                    z = z.float()
-                    if z.ndim == 4:
-                        z = z.permute(0, 2, 3, 1)  # NHWC: channels_last rows
-                    if writer is None:
-                        writer = DiskArrayWriter(tmp / "x.npy", total, tuple(z.shape[1:]),
-                                                 _storage_dtype(z.shape, dtype))
-                    writer.append(z.cpu().numpy())
-                    done += len(z)
-                    if progress:
-                        progress(done, total)
+        for view in (range(views) if views else [None]):
+            for x, _ in prefetch(source.batches(view, batch_size, device)):
+                t0 = time.perf_counter()
+                if run is None:  # the engine is built and checked on the first real batch
+                    run = build_engine(lower, x, engine=engine, device=device,
+                                       cache_dir=cache_dir, log=log)
+                    if run.name != name:  # fell back: the entry is the fallback's
+                        name = run.name
+                        key = activation_key(model, source, boundary=boundary, lower=lower,
+                                             views=views, dtype=dtype, device=device,
+                                             engine=name)
+                    tmp = new_tmp_dir(root / key)
+                    setup_s = time.perf_counter() - t0  # export + check: not the rate
+                    t0 = time.perf_counter()
+                z = run(x)
+                if z.ndim == 4:
+                    z = z.permute(0, 2, 3, 1)  # NHWC: channels_last rows
+                engine_s += time.perf_counter() - t0
+                if writer is None:
+                    writer = DiskArrayWriter(tmp / "x.npy", total, tuple(z.shape[1:]),
+                                             _storage_dtype(z.shape, dtype))
+                writer.append(z.cpu().numpy())
+                done += len(z)
+                if progress:
+                    progress(done, total)
         if writer is None:
             raise ValueError("no samples to extract activations from")
         array_path = writer.close()
+        report = ExtractionReport(done, time.perf_counter() - start - setup_s, name, engine_s,
+                                  stats if stats is not None and stats.images else None,
+                                  setup_s)
         (tmp / "meta.json").write_text(json.dumps({
             "model": model.model_name, "boundary": boundary, "views": views,
             "n": len(labels), "shape": list(array_path.shape), "dtype": str(array_path.dtype),
-            "source": source.describe()}, indent=1))
+            "source": source.describe(), "engine": run.tag, "extraction": report.as_dict()},
+            indent=1))
     except BaseException:
         if writer is not None:
             writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         model.train(was_training)
-    publish_dir(tmp, final)
-    return ActivationCache(final, DiskArray(final / "x.npy"), labels, boundary, views, False)
+    final = publish_dir(tmp, root / key)
+    if log is not None:
+        log(report.line())
+    return ActivationCache(final, DiskArray(final / "x.npy"), labels, boundary, views, False,
+                           name, report, list(run.notes))
 
 
 # -- the original, penultimate-features API ------------------------------------------------
@@ -494,6 +664,7 @@ def cached_features(
     cache_dir: str | Path | None = None,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
+    engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Pooled features of ``model.body`` for ``samples``, from the disk cache when possible.
@@ -502,7 +673,8 @@ def cached_features(
     uses :func:`default_cache_dir`.
     """
     cache = cached_activations(model, PilSource(samples, transform), cache_dir=cache_dir,
-                               batch_size=batch_size, device=device, progress=progress)
+                               batch_size=batch_size, device=device, engine=engine,
+                               progress=progress)
     return cache.tensor(), cache.labels, cache.hit
 
 

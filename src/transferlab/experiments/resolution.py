@@ -122,7 +122,7 @@ def pick_resolution(cfg: TrainConfig, splits, *, device: torch.device,
         model.data_config["input_size"] = (3, size, size)
         source = activation_source(model, cfg, splits, "train", "none", device, {})
         acts = cached_activations(model, source, cache_dir=cfg.cache_dir or None,
-                                  device=device)
+                                  device=device, engine=cfg.engine)
         x, y = acts.tensor(), acts.labels
         with cpu_threads(1 if device.type == "cpu" else None):
             loss, acc = _probe_score(x.float(), y, *inner, cfg, len(splits.classes))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -186,7 +187,17 @@ def _run_sweep(kind: str, trials: list[Trial], params: dict, sweep_dir: Path, *,
     result = SweepResult(kind, sweep_dir, rows, [], [], metric, notes=notes, ran=ran,
                          skipped=skipped)
     write_outputs(result, params)
+    _drop_own_cache(trials, sweep_dir, finished=len(rows) == len(trials))
     return result
+
+
+def _drop_own_cache(trials: Sequence[Trial], sweep_dir: Path, *, finished: bool) -> None:
+    """A finished lean sweep keeps metrics and best heads: its own feature/activation cache
+    (rebuilt on demand) goes; ``--save full`` keeps it, with every trial's checkpoints."""
+    own = (sweep_dir / "cache").absolute()
+    if finished and trials and all(t.config.save_mode == "lean" for t in trials) and \
+            all(Path(t.config.cache_dir or "").absolute() == own for t in trials):
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def resume_sweep(sweep_dir: str | Path, *, backend=None, on_row=None, log=None
@@ -221,7 +232,8 @@ def _prepared(base: TrainConfig, sweep_dir: Path) -> TrainConfig:
 def _class_counts(base: TrainConfig) -> tuple[list[str], list[int]]:
     from ..data import load_splits
 
-    splits = load_splits(base.data, val_fraction=base.val_fraction, seed=base.seed)
+    splits = load_splits(base.data, val_fraction=base.val_fraction, seed=base.seed,
+                         test_fraction=base.test_fraction)
     counts = [0] * len(splits.classes)
     for _, label in splits.train:
         counts[label] += 1

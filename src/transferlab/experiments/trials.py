@@ -66,6 +66,16 @@ def _last_phase_rows(history: list[dict]) -> list[dict]:
     return [r for r in history if r["phase"] == last]
 
 
+def prune_trial(run_dir: Path) -> None:
+    """Keep a finished trial's metrics and best head: its checkpoints go, and so do best
+    weights that hold a whole network (random-weight "scratch" trials cannot refer to
+    pretrained ones). A sweep run with ``--save full`` keeps everything."""
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    sidecar = run_dir / "best.json"
+    if sidecar.is_file() and "frozen" not in json.loads(sidecar.read_text(encoding="utf-8")):
+        (run_dir / "best.safetensors").unlink(missing_ok=True)
+
+
 def run_trial(trial: Trial, runs_dir: str | Path) -> dict:
     """Train ``trial`` into ``runs_dir/<key>`` and return its result row.
 
@@ -86,6 +96,8 @@ def run_trial(trial: Trial, runs_dir: str | Path) -> dict:
         cfg = TrainConfig.from_dict({**trial.config.to_dict(), "out": str(runs_dir),
                                      "name": trial.key})
         result = fine_tune(cfg, progress=False)
+    if result.run_dir and TrainConfig.load(result.run_dir / "config.json").save_mode == "lean":
+        prune_trial(result.run_dir)
     ev, test = result.evaluation, result.test_evaluation
     params = count_parameters(result.model)
     data = json.loads((result.run_dir / "data.json").read_text(encoding="utf-8"))

@@ -35,13 +35,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..catalog import DEFAULT_OPSET, EXPORT_FORMATS
 from ..models.factory import TransferModel
 
-FORMATS = ("onnx", "torchscript", "safetensors")
+FORMATS = EXPORT_FORMATS
 FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt",
          "safetensors": "model.safetensors"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-DEFAULT_OPSET = 18
 
 
 @dataclass
@@ -200,11 +200,18 @@ def export_model(source: str | Path | TransferModel, format: str = "onnx", out: 
         source_file = None if run_dir is None else Path(source)
         if source_file is not None and source_file.is_dir():
             source_file = source_file / "best.safetensors"
-        if source_file is not None and source_file.is_file():
+        lean = source_file is not None and source_file.is_file() and "frozen" in json.loads(
+            source_file.with_suffix(".json").read_text(encoding="utf-8"))
+        if source_file is not None and source_file.is_file() and not lean:
             shutil.copyfile(source_file, model_path)  # byte-identical weights and sidecar
             shutil.copyfile(source_file.with_suffix(".json"), model_path.with_suffix(".json"))
-        else:
-            save_model(model, model_path)
+        else:  # a lean run's export is self-contained: every weight, no reference
+            extra = {}
+            if source_file is not None:
+                sidecar = json.loads(source_file.with_suffix(".json").read_text("utf-8"))
+                extra = {k: v for k, v in sidecar.items()
+                         if k not in model.describe() and k not in {"format", "frozen"}}
+            save_model(model, model_path, extra=extra)
     pre_path = out / "preprocessing.json"
     pre_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return ExportResult(format, model_path, pre_path)

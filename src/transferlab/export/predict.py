@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.datasets import load_rgb, to_rgb
 from ..data.scan import IMAGE_EXTENSIONS
 from ..data.transforms import build_transforms
+from ..models.engines import engine_for
 from ..models.factory import TransferModel
 
 __all__ = ["FolderPredictions", "list_images", "predict_folder", "predict_images",
@@ -73,13 +74,15 @@ class _Images(Dataset):
 @torch.inference_mode()
 def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_size: int = 64,
                   num_workers: int = 0, device: str | torch.device = "cpu",
-                  fast_decode: bool = False,
+                  fast_decode: bool = False, engine: str = "auto",
                   progress: Callable[[int, int], None] | None = None
                   ) -> tuple[torch.Tensor, list[str]]:
     """Class probabilities ``(N, C)`` for ``paths`` and one error string per path ("" if ok).
 
     Rows of unreadable images are NaN. The probabilities are ``softmax(logits / T)`` with
     the run's fitted temperature T (``model.temperature``; 1 for runs that have none).
+    ``engine`` runs the model (:mod:`transferlab.models.engines`); the engine is built once
+    per loaded model.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -101,8 +104,6 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
     loader = DataLoader(_Images(paths, tf, tuple(cfg["input_size"]), draft_side),
                         batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast(device.type, enabled=False))
     done = 0
     for x, index, err in loader:
         ok = torch.tensor([not e for e in err], dtype=torch.bool)
@@ -110,11 +111,8 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
             errors[i] = e
         if ok.any():
             x = x[ok].to(device, non_blocking=True)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = model(x)
-            probs[index[ok]] = (logits.float() / temperature).softmax(1).cpu()
+            run = engine_for(model, x, engine=engine, device=device)
+            probs[index[ok]] = (run(x).float() / temperature).softmax(1).cpu()
         done += len(index)
         if progress is not None:
             progress(done, len(paths))
@@ -122,14 +120,16 @@ def predict_probs(model: TransferModel, paths: Sequence[str | Path], *, batch_si
 
 
 def predict_images(model: TransferModel, images: Sequence[str | Path], *, topk: int = 3,
-                   batch_size: int = 32, device: str | torch.device = "cpu") -> list[dict]:
+                   batch_size: int = 32, device: str | torch.device = "cpu",
+                   engine: str = "auto") -> list[dict]:
     """Top-k predictions per image: ``{"path", "top": [{"class", "prob"}...]}``.
 
     Unreadable images get ``{"path", "error"}`` instead of stopping the batch.
     """
     classes = _class_names(model)
     k = max(1, min(topk, len(classes)))
-    probs, errors = predict_probs(model, images, batch_size=batch_size, device=device)
+    probs, errors = predict_probs(model, images, batch_size=batch_size, device=device,
+                                  engine=engine)
     values, indices = probs.nan_to_num(-1.0).topk(k, dim=1)
     results = []
     for i, path in enumerate(images):
@@ -257,6 +257,7 @@ class FolderPredictions:
 def predict_folder(model: TransferModel, folder: str | Path, *, topk: int = 3,
                    batch_size: int = 64, num_workers: int = 0,
                    device: str | torch.device = "cpu", fast_decode: bool = False,
+                   engine: str = "auto",
                    progress: Callable[[int, int], None] | None = None) -> FolderPredictions:
     """Predict every image under ``folder`` (recursively); see :class:`FolderPredictions`."""
     paths = list_images(folder)
@@ -266,7 +267,8 @@ def predict_folder(model: TransferModel, folder: str | Path, *, topk: int = 3,
     classes = _class_names(model)
     start = time.perf_counter()
     probs, errors = predict_probs(model, paths, batch_size=batch_size, num_workers=num_workers,
-                                  device=device, fast_decode=fast_decode, progress=progress)
+                                  device=device, fast_decode=fast_decode, engine=engine,
+                                  progress=progress)
     seconds = time.perf_counter() - start
     return FolderPredictions(Path(folder), classes, paths, probs, errors,
                              folder_labels(folder, paths, classes), seconds, topk=topk)

@@ -135,26 +135,29 @@ def evaluate_model(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     features: torch.Tensor | None = None,
+    engine: str = "auto",
+    log: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` on ``samples``; with ``features`` (the frozen body's, cached) only
-    the head runs."""
-    from ..data.datasets import ImageDataset
+    the head runs. Otherwise images are decoded in threads while ``engine``
+    (:mod:`transferlab.models.engines`) runs the whole model."""
+    from ..data.features import prefetch, threaded_batches
+    from ..models.engines import engine_for
 
     was_training = model.training
     model.eval()
+    device = torch.device(device)
     labels = torch.tensor([label for _, label in samples])
     if features is not None:
-        logits = model.head(features.to(device)).float().cpu()
+        with torch.inference_mode():
+            logits = model.head(features.to(device)).float().cpu()
     else:
-        loader = torch.utils.data.DataLoader(ImageDataset(list(samples), transform),
-                                             batch_size=batch_size)
-        chunks = []
-        for x, _ in loader:
-            x = x.to(device)
-            if torch.device(device).type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            chunks.append(model(x).float().cpu())
-        logits = torch.cat(chunks)
+        chunks, run = [], None
+        for x, _ in prefetch(threaded_batches(list(samples), transform, batch_size, device)):
+            if run is None:
+                run = engine_for(model, x, engine=engine, device=device, log=log)
+            chunks.append(run(x).float().cpu())
+        logits = torch.cat(chunks) if chunks else torch.zeros((0, len(model.classes or [])))
     model.train(was_training)
     temperature = float(getattr(model, "temperature", 1.0))
     scaled = logits / temperature

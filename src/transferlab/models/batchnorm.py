@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from torch import nn
 
-BN_POLICIES = ("eval", "freeze", "train")
-DEFAULT_BN_POLICY = "eval"
+from ..catalog import BN_POLICIES, DEFAULT_BN_POLICY  # noqa: F401 (re-exported)
 
 
 def check_bn_policy(policy: str) -> str:

@@ -9,6 +9,7 @@ import timm
 import torch
 from torch import nn
 
+from ..catalog import DEFAULT_MODEL, KNOWN_BACKBONES  # noqa: F401 (re-exported)
 from .batchnorm import DEFAULT_BN_POLICY, apply_bn_policy, check_bn_policy
 from .groups import LayerGroup, build_layer_groups
 from .heads import head_shape, make_head
@@ -21,22 +22,6 @@ from .weights import (
     packaged_weights_path,
     strip_prefixes,
 )
-
-DEFAULT_MODEL = "tf_efficientnet_lite0"
-
-# A short list shown by ``transferlab models``; any timm model name works.
-KNOWN_BACKBONES = [
-    "tf_efficientnet_lite0",
-    "tf_efficientnet_lite1",
-    "tf_efficientnet_lite2",
-    "resnet18",
-    "resnet50",
-    "vgg16",
-    "mobilenetv3_large_100",
-    "efficientnet_b0",
-    "convnext_tiny",
-    "vit_small_patch16_224",
-]
 
 
 @dataclass

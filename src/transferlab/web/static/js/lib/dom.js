@@ -32,6 +32,9 @@ export const fmtPct = (x) => (x === null || x === undefined || Number.isNaN(x) ?
   : new Intl.NumberFormat(locale(), { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(x));
 export const fmtNum = (x, d = 4) => (x === null || x === undefined ? "–"
   : new Intl.NumberFormat(locale(), { minimumFractionDigits: d, maximumFractionDigits: d, useGrouping: false }).format(Number(x)));
+// an accuracy with its 95 % interval: "90.1% [86.8, 92.7]" (the interval only when known)
+export const fmtCI = (x, ci) => fmtPct(x) + (Array.isArray(ci) && ci.length === 2 && x !== null && x !== undefined
+  ? ` [${fmtNum(100 * ci[0], 1)}, ${fmtNum(100 * ci[1], 1)}]` : "");
 export const fmtLr = (x) => (x === null || x === undefined ? "–" : Number(x).toExponential(1));
 export const fmtShape = (s) => (s ? s.join(" × ") : "–");
 export const thumbUrl = (rel, size = 160) => `/api/datasets/thumb?size=${size}&path=${encodeURIComponent(rel)}`;

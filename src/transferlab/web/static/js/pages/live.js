@@ -2,7 +2,7 @@
 import { t } from "../lib/i18n.js";
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
-import { $, el, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
+import { $, el, fmtInt, fmtNum, fmtCI, fmtPct, say } from "../lib/dom.js";
 import { currentPage, renderChips } from "../lib/router.js";
 import { TERMINAL, state } from "../lib/state.js";
 import { renderGrad } from "./inspector.js";
@@ -78,7 +78,11 @@ export function renderLive() {
   if (job.state === "queued") text += ` — waiting, position ${job.position} in the queue`;
   else if (job.state === "running") text += ` — ${job.detail}`;
   if (job.error && job.state !== "done") text += ` — ${job.error}`;
-  if (job.state === "done" && job.result && job.result.accuracy !== undefined) text += ` — validation accuracy ${fmtPct(job.result.accuracy)}`;
+  if (job.state === "done" && job.result && job.result.accuracy !== undefined) {
+    const res = job.result;
+    text += ` — validation accuracy ${fmtCI(res.accuracy, res.accuracy_interval)}`;
+    if (res.test_accuracy !== undefined && res.test_accuracy !== null) text += `, test ${fmtCI(res.test_accuracy, res.test_accuracy_interval)} on ${res.test_num_images} images`;
+  }
   if (l.sweep) text += ` — ${l.sweep.done} / ${l.sweep.total} trials done (last: ${l.sweep.row.key}, ${fmtPct(l.sweep.row.accuracy)})`;
   else if (l.log && job.kind === "sweep") text += ` — ${l.log}`;
   $("#live-state").textContent = text;

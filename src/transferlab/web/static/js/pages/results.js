@@ -1,7 +1,7 @@
 // Results page: one run's summary, curves, confusion matrix, worst errors, downloads, export.
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
-import { $, el, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
+import { $, el, fmtCI, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { fillRunSelect, loadRuns } from "../lib/runs.js";
@@ -26,9 +26,13 @@ async function showRun(id) {
   say("#results-msg", doc.evaluation ? "" : `Run ${id} is ${doc.run.state}: no evaluation yet.`, "info");
   $("#results-body").hidden = false;
   const ev = doc.evaluation || {}, cfg = doc.config || {}, res = doc.run.result || {};
+  const test = ev.test, cal = ev.calibration;
   $("#results-summary").replaceChildren(
-    el("dt", { text: "validation accuracy" }), el("dd", { id: "res-accuracy", text: fmtPct(ev.accuracy) }),
+    ...(test ? [el("dt", { text: "test accuracy (untouched)" }), el("dd", { id: "res-test-accuracy", text: `${fmtCI(test.accuracy, test.accuracy_interval)} on ${fmtInt(test.num_images)} images, balanced ${fmtPct(test.balanced_accuracy)}` })] : []),
+    el("dt", { text: test ? "validation accuracy (chose the epoch)" : "validation accuracy (optimistic: it also chose the epoch)" }),
+    el("dd", { id: "res-accuracy", text: fmtCI(ev.accuracy, ev.accuracy_interval), title: ev.note || "" }),
     el("dt", { text: "balanced accuracy" }), el("dd", { text: fmtPct(ev.balanced_accuracy) }),
+    ...(cal ? [el("dt", { text: `calibration error (ECE, ${cal.measured_on})` }), el("dd", { id: "res-ece", text: `${fmtNum(cal.ece_before, 3)} → ${fmtNum(cal.ece_after, 3)} with temperature ${fmtNum(cal.temperature, 2)}`, title: cal.binning })] : []),
     el("dt", { text: "loss" }), el("dd", { text: fmtNum(ev.loss) }),
     el("dt", { text: "images" }), el("dd", { text: fmtInt(ev.num_images) }),
     el("dt", { text: "strategy" }), el("dd", { text: cfg.strategy || "–" }),
@@ -39,7 +43,7 @@ async function showRun(id) {
   const dl = $("#downloads");
   dl.replaceChildren();
   const files = { "best.safetensors": "checkpoint weights (safetensors)", "best.json": "checkpoint sidecar (architecture, classes, preprocessing)",
-    "report.md": "report", "metrics.csv": "metrics per epoch (CSV)", "evaluation.json": "evaluation (JSON)", "config.json": "resolved config" };
+    "report.md": "report", "metrics.csv": "metrics per epoch (CSV)", "evaluation.json": "evaluation (JSON)", "reliability.png": "reliability diagram (PNG)", "config.json": "resolved config" };
   for (const [name, label] of Object.entries(files)) {
     if (doc.files.includes(name)) dl.append(el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/files/${name}?download=true`, download: `${id}-${name}`, text: `${label} — ${name}` })));
   }

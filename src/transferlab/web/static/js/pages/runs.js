@@ -1,7 +1,7 @@
 // Runs page: every run in the registry; compare two.
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
-import { $, $$, el, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
+import { $, $$, el, fmtCI, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
 import { loaders } from "../lib/router.js";
 import { loadRuns } from "../lib/runs.js";
 
@@ -14,11 +14,16 @@ loaders.runs = async () => {
     const box = el("input", { type: "checkbox", value: r.id, "aria-label": `compare ${r.id}`, onchange: updateCompare });
     tbody.append(el("tr", {}, el("td", {}, box), el("td", { text: r.id }), el("td", { class: `state ${r.state}`, text: r.state }),
       el("td", { text: r.dataset || "" }), el("td", { text: r.model || "" }), el("td", { text: r.strategy || "" }),
-      el("td", { class: "num", text: fmtPct(r.result && r.result.accuracy) }), el("td", { class: "num", text: (r.result && r.result.epochs) ?? "–" }),
+      el("td", { class: "num", text: runAccuracy(r.result || {}) }), el("td", { class: "num", text: (r.result && r.result.epochs) ?? "–" }),
       el("td", {}, el("a", { href: `#results/${encodeURIComponent(r.id)}`, text: "results", "aria-label": `results of ${r.id}` }))));
   }
   updateCompare();
 };
+// validation accuracy with its interval; the untouched test figure beside it when there is one
+function runAccuracy(res) {
+  const val = fmtCI(res.accuracy, res.accuracy_interval);
+  return res.test_accuracy === undefined || res.test_accuracy === null ? val : `test ${fmtCI(res.test_accuracy, res.test_accuracy_interval)} · val ${val}`;
+}
 function updateCompare() {
   const ticked = $$("#runs-table input:checked");
   $("#compare-btn").disabled = ticked.length !== 2;
@@ -32,6 +37,11 @@ $("#compare-btn").addEventListener("click", async () => {
     const fmtMetric = (k, v) => (v === null || v === undefined ? "–" : k.includes("acc") ? fmtPct(v) : Number.isInteger(v) ? fmtInt(v) : fmtNum(v, 3));
     m.replaceChildren(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "metric" }), el("th", { scope: "col", text: `A: ${a}` }), el("th", { scope: "col", text: `B: ${b}` }), el("th", { scope: "col", text: "B − A" }))),
       el("tbody", {}, ...Object.entries(doc.metrics).map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { class: "num", text: fmtMetric(k, v.a) }), el("td", { class: "num", text: fmtMetric(k, v.b) }), el("td", { class: "num", text: v.delta === null ? "" : fmtMetric(k, v.delta) })))));
+    let paired = $("#compare-paired");
+    if (!paired) { paired = el("p", { id: "compare-paired", class: "small" }); m.closest(".table-wrap").before(paired); }
+    const p = doc.paired;
+    paired.textContent = p ? `Paired test on the same ${p.images} ${p.split} images (${p.test}): A right where B is wrong on ${p.a_only}, B right where A is wrong on ${p.b_only}; p = ${fmtNum(p.p_value, 3)} — ${p.verdict}.${p.note ? " " + p.note + "." : ""}`
+      : "No paired test: the two runs share no images with per-image predictions (runs from before predictions.json, or other data).";
     const c = $("#compare-config");
     const diffs = Object.entries(doc.config_diff).filter(([k]) => !["name", "out"].includes(k));
     c.replaceChildren(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "setting" }), el("th", { scope: "col", text: "A" }), el("th", { scope: "col", text: "B" }))),
