@@ -23,9 +23,7 @@ import hashlib
 import json
 import math
 import os
-import queue
 import shutil
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +41,7 @@ from .features import (
     default_cache_dir,
     epoch_order,
     new_tmp_dir,
+    prefetch,
     publish_dir,
     samples_digest,
 )
@@ -346,36 +345,7 @@ class DecodedLoader:
         if self.prefetch < 1:
             yield from self._batches_of_rows(order)
             return
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                for x in self._batches_of_rows(order):
-                    if stop.is_set():
-                        return
-                    q.put(x)
-                q.put(None)
-            except BaseException as exc:  # handed to the consumer
-                q.put(exc)
-
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = q.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    thread.join(timeout=0.05)
+        yield from prefetch(self._batches_of_rows(order), self.prefetch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.store)
