@@ -21,18 +21,15 @@ from transferlab.models.factory import create_model
 from transferlab.training.checkpoint import load_state
 from transferlab.training.loop import Callback, NonFiniteLossError
 
-CHECKPOINT_PY = Path(load_state.__code__.co_filename)
+CHECKPOINT_MODULE = load_state.__module__
 
-# Runs in a fresh interpreter that imports only the checkpoint module (and torch): for each
+# Runs in a fresh interpreter that imports the checkpoint module (and torch): for each
 # crash point it forks, the fork saves state 2 over state 1 and SIGKILLs itself just before
 # or just after its n-th file-system step (rename, link, unlink), and the parent then loads
 # whatever is on disk. A fork that gets past every step exits normally.
 _CRASH_POINTS = r"""
-import importlib.util, json, os, shutil, signal, sys
-spec = importlib.util.spec_from_file_location("tl_checkpoint", sys.argv[1])
-ck = importlib.util.module_from_spec(spec)
-sys.modules["tl_checkpoint"] = ck
-spec.loader.exec_module(ck)
+import importlib, json, os, shutil, signal, sys
+ck = importlib.import_module(sys.argv[1])  # transferlab.training.checkpoint
 import torch
 
 work = sys.argv[2]
@@ -94,7 +91,7 @@ print(json.dumps(results))
 def test_a_kill_at_any_step_of_a_save_leaves_a_whole_checkpoint(tmp_path):
     """Either the previous checkpoint or the new one, never a mix, never unreadable."""
     run = subprocess.run(
-        [sys.executable, "-c", _CRASH_POINTS, str(CHECKPOINT_PY), str(tmp_path)],
+        [sys.executable, "-c", _CRASH_POINTS, CHECKPOINT_MODULE, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -110,11 +107,8 @@ def test_a_kill_at_any_step_of_a_save_leaves_a_whole_checkpoint(tmp_path):
 
 
 _SAVE_FOREVER = r"""
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("tl_checkpoint", sys.argv[1])
-ck = importlib.util.module_from_spec(spec)
-sys.modules["tl_checkpoint"] = ck
-spec.loader.exec_module(ck)
+import importlib, sys
+ck = importlib.import_module(sys.argv[1])  # transferlab.training.checkpoint
 import torch
 k = int(sys.argv[3])
 print("ready", flush=True)
@@ -134,7 +128,7 @@ def test_random_sigkills_while_saving_never_break_the_checkpoint(tmp_path):
     last = 0
     for _ in range(12):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SAVE_FOREVER, str(CHECKPOINT_PY), str(path), str(last)],
+            [sys.executable, "-c", _SAVE_FOREVER, CHECKPOINT_MODULE, str(path), str(last)],
             stdout=subprocess.PIPE,
             text=True,
         )
