@@ -15,7 +15,7 @@ export async function route(focus = true) {
     if (a.dataset.nav === page) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  document.title = `${page[0].toUpperCase() + page.slice(1)} · transferlab playground`;
+  document.title = t("ui.title", { page: t(page === "lab" ? "nav.lab" : `ui.${page}`) });
   if (focus) $(`#h-${page}`)?.focus();
   try {
     await loaders[page](arg);
