@@ -171,3 +171,34 @@ def test_the_static_check_catches_a_bypassing_string():
     finder.feed('<div><p>Plain words</p><p data-i18n="k">Covered</p><code>x = y</code>'
                 '<input aria-label="Unkeyed label"></div>')
     assert finder.found == ["Plain words", "<input aria-label='Unkeyed label'>"]
+
+
+def test_the_learn_quiz_is_in_the_catalogs_and_says_what_the_server_says():
+    """Each question's sentences are catalog keys filled with the server's computed values.
+
+    The English catalog, filled with a question's params, must read as the server's English
+    (thousands separators aside: the page formats numbers per locale), so a changed question on
+    the server with a stale catalog fails here; every choice that is a sentence is translated.
+    """
+    from transferlab.web.learn import build_quiz
+
+    cats = catalogs()
+    en = cats["en"]
+
+    def fill(text: str, params: dict) -> str:
+        return PLACEHOLDER.sub(lambda m: str(params[m.group(1)]), text)
+
+    quiz = build_quiz()
+    assert quiz
+    for q in quiz:
+        params = q.get("params", {})
+        for part in ("question", "explanation"):
+            key = f"learn.q.{q['id']}.{part}"
+            assert key in en, key
+            assert fill(en[key], params).replace(",", "") == q[part].replace(",", ""), key
+            for lang in ("es", "it", "ko"):  # the same values in every language
+                assert set(PLACEHOLDER.findall(cats[lang][key])) <= set(params), (lang, key)
+        for i, option in enumerate(q.get("options", [])):
+            key = f"learn.q.{q['id']}.option{i}"
+            if " " in option:  # a sentence, not a layer group's name
+                assert en.get(key) == option, key
