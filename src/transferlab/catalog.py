@@ -26,6 +26,14 @@ KNOWN_BACKBONES = [
     "vit_small_patch16_224",
 ]
 
+# transferlab doctor's default thresholds (measured in docs/DOCTOR.md); the doctor's modules
+# re-export them.
+NEAR_THRESHOLD = 0.90
+"""Cosine similarity of pooled features at or above which two images count as the same picture."""
+OUTLIER_MADS = 4.0
+"""An image is an outlier when its best class similarity is below the median by this many
+robust standard deviations."""
+
 BN_POLICIES = ("eval", "freeze", "train")
 DEFAULT_BN_POLICY = "eval"
 

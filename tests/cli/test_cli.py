@@ -82,7 +82,8 @@ def test_help_for_every_command(capsys):
     assert proc.returncode == 0 and "usage: transferlab" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["models"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["doctor", "--help"],
+                                  ["models"]])
 def test_help_and_models_do_not_import_torch(argv):
     """Start-up: the CLI parses first and imports torch/timm only for a command that needs
     them (``import torch`` alone takes seconds)."""

@@ -15,16 +15,20 @@ from contextlib import contextmanager
 
 import uvicorn
 
+_UvicornServer = uvicorn.Server  # the real class, even where a test replaces uvicorn.Server
 
 @contextmanager
-def live_server(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` on ``host`` (a free port unless given); yields ``http://127.0.0.1:PORT``."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+def live_server(app, host: str = "127.0.0.1", port: int = 0,
+                sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` on ``host`` (a free port unless given), or on an already bound ``sock``;
+    yields ``http://127.0.0.1:PORT``."""
+    if sock is None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = _UvicornServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -483,11 +483,18 @@ def test_served_on_all_interfaces_every_request_needs_the_token(
     token = secrets.token_urlsafe(16)
     servers, urls = [], []
 
-    def run_in_thread(app, host, port, log_level):
-        servers.append(live_server(app, host=host, port=port))
-        urls.append(servers[-1].__enter__())
+    class ServeInThread:
+        """The CLI's ``uvicorn.Server(config).run(sockets=[sock])``, served from a thread on
+        the socket the CLI bound (so the test can send requests while it serves)."""
 
-    monkeypatch.setattr(uvicorn, "run", run_in_thread)
+        def __init__(self, config):
+            self.config = config
+
+        def run(self, sockets=None):
+            servers.append(live_server(self.config.app, sock=sockets[0]))
+            urls.append(servers[-1].__enter__())
+
+    monkeypatch.setattr(uvicorn, "Server", ServeInThread)
     assert (
         main(
             [

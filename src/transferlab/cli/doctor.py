@@ -95,9 +95,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from ..doctor.duplicates import NEAR_THRESHOLD
-    from ..doctor.outliers import OUTLIER_MADS
-    from ..models.factory import DEFAULT_MODEL
+    from ..catalog import DEFAULT_MODEL, NEAR_THRESHOLD, OUTLIER_MADS
 
     p = sub.add_parser("doctor", help="find label errors, duplicates, leaks and outliers",
                        description="Check DATA before training: likely label errors (k-fold "

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog import NEAR_THRESHOLD  # noqa: F401 (re-exported)
 from ..data.features import file_digest
-
-NEAR_THRESHOLD = 0.90
-"""Cosine similarity of pooled features at or above which two images count as the same picture."""
 
 
 @dataclass(frozen=True)

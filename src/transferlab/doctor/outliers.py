@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..catalog import OUTLIER_MADS  # noqa: F401 (re-exported)
+
 K_NEIGHBOURS = 5
-OUTLIER_MADS = 4.0
 OTHER_CLASS_MARGIN = 0.05
 
 
