@@ -63,7 +63,10 @@ def test_every_key_the_page_uses_exists():
     for prefix, values in {"lab.done.": ["ok", "error", "interrupted", "timeout", "killed", "died"],
                            "lab.kernel.": ["starting", "ready", "restarting"],
                            "lab.limit.": ["time", "kill", "memory"],
-                           "lab.reason.": ["requested", "died", "timeout"]}.items():
+                           "lab.reason.": ["requested", "died", "timeout"],
+                           # stateName(): every state a run, job or sweep is recorded in
+                           "state.": ["queued", "running", "done", "failed", "stopped",
+                                      "interrupted", "cancelled"]}.items():
         for v in values:
             assert prefix + v in en
     from transferlab.web.lab import challenges, checks

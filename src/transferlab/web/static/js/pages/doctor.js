@@ -3,7 +3,7 @@
 // training run on that dataset applies (the files themselves are never changed).
 import { api } from "../lib/api.js";
 import { $, el, fmtInt, fmtNum, say, thumbUrl } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 
 // the server's action names (relabel / remove / keep) in the reader's language
 const actionName = (a) => (["relabel", "remove", "keep"].includes(a) ? t(`doctor.action.${a}`) : a);
@@ -45,7 +45,7 @@ async function refresh() {
   const job = current.job;
   const running = job && !["done", "failed", "stopped", "interrupted", "cancelled"].includes(job.state);
   $("#doctor-run").disabled = Boolean(running);
-  $("#doctor-status").textContent = running ? t("doctor.checking", { detail: job.detail || job.state }) :
+  $("#doctor-status").textContent = running ? t("doctor.checking", { detail: job.detail || stateName(job.state) }) :
     current.report ? t("doctor.last_check", { seconds: fmtNum(current.report.seconds.total, 1) }) : t("doctor.not_checked");
   if (job && job.state === "failed") say("#doctor-msg", job.error || t("doctor.failed"));
   renderActionsLine();

@@ -2,7 +2,7 @@
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
 import { refreshJobs } from "./live.js";
@@ -45,14 +45,14 @@ loaders.experiments = async () => {
   for (const sw of doc.sweeps) {
     const summary = sw.result && sw.result.trials ? t("experiments.trials", { n: fmtInt(sw.result.trials) }) : "";
     tbody.append(el("tr", {}, el("td", {}, el("button", { type: "button", class: "secondary", text: sw.id, "aria-label": t("experiments.show_sweep", { sweep: sw.id }), onclick: () => showSweep(sw.id) })),
-      el("td", { text: sw.kind }), el("td", { class: `state ${sw.state}`, text: sw.state }), el("td", { text: sw.error || summary })));
+      el("td", { text: sw.kind }), el("td", { class: `state ${sw.state}`, text: stateName(sw.state) }), el("td", { text: sw.error || summary })));
   }
 };
 async function showSweep(id) {
   const box = $("#sweep-detail");
   let sw;
   try { sw = await api(`/api/experiments/${encodeURIComponent(id)}`); } catch (err) { return say("#exp-msg", err.message); }
-  box.replaceChildren(el("h4", { text: t("experiments.sweep_title", { kind: sw.kind, sweep: sw.id, state: sw.state }) }));
+  box.replaceChildren(el("h4", { text: t("experiments.sweep_title", { kind: sw.kind, sweep: sw.id, state: stateName(sw.state) }) }));
   const res = sw.result || {};
   const table = res.table || [];
   if (!table.length) { box.append(el("p", { class: "muted", text: sw.error || t("experiments.no_results") })); return; }

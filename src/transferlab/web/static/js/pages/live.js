@@ -1,5 +1,5 @@
 // Live progress of the followed job (server-sent events) and the job queue.
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtCI, fmtPct, say } from "../lib/dom.js";
@@ -74,7 +74,7 @@ export function renderLive() {
   const running = !TERMINAL.includes(job.state);
   $("#stop-btn").disabled = !running || job.stop_requested;
   $("#start-btn").disabled = false;
-  let text = `${job.label || job.id}: ${job.state}`;
+  let text = `${job.label || job.id}: ${stateName(job.state)}`;
   if (job.state === "queued") text += ` — ${t("live.waiting", { position: fmtInt(job.position) })}`;
   else if (job.state === "running") text += ` — ${job.detail}`;
   if (job.error && job.state !== "done") text += ` — ${job.error}`;
@@ -126,7 +126,7 @@ export async function refreshJobs() {
       onclick: async () => { try { await api(`/api/jobs/${j.id}/stop`, { method: "POST" }); } catch (err) { say("#train-msg", err.message); } refreshJobs(); } });
     const watch = el("button", { type: "button", class: "secondary", text: t("live.watch"), "aria-label": t("live.watch_job", { job: j.label || j.id }), onclick: () => follow(j) });
     tbody.append(el("tr", {}, el("td", {}, el("span", { text: j.label || j.id }), el("br"), el("small", { class: "muted", text: j.id })),
-      el("td", { class: `state ${j.state}`, text: j.state }), el("td", { text: j.position ? `#${j.position}` : "" }), el("td", {}, watch, stop)));
+      el("td", { class: `state ${j.state}`, text: stateName(j.state) }), el("td", { text: j.position ? `#${j.position}` : "" }), el("td", {}, watch, stop)));
   }
   if (!state.job) {
     const active = jobs.find((j) => j.state === "running") || jobs.find((j) => j.state === "queued");

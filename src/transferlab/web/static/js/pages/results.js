@@ -2,7 +2,7 @@
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
 import { $, el, fmtCI, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { fillRunSelect, loadRuns } from "../lib/runs.js";
 import { TERMINAL, state } from "../lib/state.js";
@@ -23,7 +23,7 @@ async function showRun(id) {
   state.resultsRun = id;
   let doc;
   try { doc = await api(`/api/runs/${encodeURIComponent(id)}`); } catch (err) { return say("#results-msg", err.message); }
-  say("#results-msg", doc.evaluation ? "" : t("results.no_eval_state", { run: id, state: doc.run.state }), "info");
+  say("#results-msg", doc.evaluation ? "" : t("results.no_eval_state", { run: id, state: stateName(doc.run.state) }), "info");
   $("#results-body").hidden = false;
   const ev = doc.evaluation || {}, cfg = doc.config || {}, res = doc.run.result || {};
   const test = ev.test, cal = ev.calibration;
@@ -39,7 +39,7 @@ async function showRun(id) {
     el("dt", { text: t("results.backbone") }), el("dd", { text: cfg.model || "–" }),
     el("dt", { text: t("results.epochs") }), el("dd", { text: (doc.metrics || []).length }),
     el("dt", { text: t("results.wall_time") }), el("dd", { text: res.wall_seconds ? t("results.seconds", { s: fmtNum(res.wall_seconds, 1) }) : "–" }),
-    el("dt", { text: t("results.state") }), el("dd", { class: `state ${doc.run.state}`, text: doc.run.state }));
+    el("dt", { text: t("results.state") }), el("dd", { class: `state ${doc.run.state}`, text: stateName(doc.run.state) }));
   const dl = $("#downloads");
   dl.replaceChildren();
   const files = { "best.safetensors": "weights", "best.json": "sidecar", "report.md": "report", "metrics.csv": "metrics",

@@ -2,7 +2,7 @@
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
 import { $, $$, el, fmtCI, fmtInt, fmtNum, fmtPct, say } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { loadRuns } from "../lib/runs.js";
 
@@ -13,7 +13,7 @@ loaders.runs = async () => {
   if (!runs.length) tbody.append(el("tr", {}, el("td", { colspan: 9, class: "muted", text: t("runs.none") })));
   for (const r of runs) {
     const box = el("input", { type: "checkbox", value: r.id, "aria-label": t("runs.compare_label", { run: r.id }), onchange: updateCompare });
-    tbody.append(el("tr", {}, el("td", {}, box), el("td", { text: r.id }), el("td", { class: `state ${r.state}`, text: r.state }),
+    tbody.append(el("tr", {}, el("td", {}, box), el("td", { text: r.id }), el("td", { class: `state ${r.state}`, text: stateName(r.state) }),
       el("td", { text: r.dataset || "" }), el("td", { text: r.model || "" }), el("td", { text: r.strategy || "" }),
       el("td", { class: "num", text: runAccuracy(r.result || {}) }), el("td", { class: "num", text: (r.result && r.result.epochs) ?? "–" }),
       el("td", {}, el("a", { href: `#results/${encodeURIComponent(r.id)}`, text: t("runs.results_link"), "aria-label": t("runs.results_of", { run: r.id }) }))));
