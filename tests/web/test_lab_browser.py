@@ -279,6 +279,17 @@ def test_every_page_speaks_the_browsers_language(server, browser, lang, locale, 
         expect(heading).to_have_text(cat[key])
         expect(page.locator(f'a[data-nav="{name}"]')).to_have_text(cat[f"ui.{name}"] if name != "lab"
                                                                      else cat["nav.lab"])
+        # text the page scripts write (not only the HTML's): the data root line, the model's
+        # totals, the quiz's question computed on the server, the plan's strategy default
+        if name == "data":
+            expect(page.locator("#data-root-line")).to_contain_text(cat["data.root_line"].split("{")[0])
+        if name == "model":
+            expect(page.locator("#totals")).to_contain_text(cat["model.head_in_out"])
+        if name == "learn":
+            expect(page.locator('[data-qid="batchnorm"]')).to_contain_text(
+                cat["learn.q.batchnorm.option0"])
+            expect(page.locator('[data-qid="new-layer"]')).to_contain_text(
+                cat["learn.q.new-layer.question"].split("{")[0])
         if name == "lab":
             expect(page.locator("#lab-terminal .xterm-rows")).to_contain_text(
                 cat["lab.terminal_ready"][:6])

@@ -3,6 +3,11 @@
 The numbers in questions and answers come from real models (architecture only, random
 weights: shapes and counts do not depend on weights), so they stay right when a backbone or
 a default changes.
+
+Each question's text is English here (for the API and the tests) and, for the page, a message
+key per question in the catalogs (static/i18n: learn.q.<id>.question / .explanation / .option<i>)
+with ``params``: the computed values the sentences hold. Numbers go as numbers (the page formats
+them per locale); values that sit inside code (``Linear(512, 7)``, ``6e-05``) go as strings.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def build_quiz() -> list[dict]:
         "id": "new-layer", "kind": "text", "topic": "pretrained-features",
         "question": f"A ResNet-18 body outputs {s.head_in_features} features and your dataset "
                     "has 7 classes. What is the new layer? (PyTorch notation)",
+        "params": {"features": str(s.head_in_features)},
         "answer": f"Linear({s.head_in_features}, {s.head_out_features})",
         "explanation": "The pretrained body ends in pooled features; transfer learning replaces "
                        "the 1000-class ImageNet classifier with a new Linear layer from those "
@@ -40,13 +46,16 @@ def build_quiz() -> list[dict]:
     lite = create_model(DEFAULT_MODEL, weights="random", num_classes=4)
     head_params = sum(p.numel() for p in lite.head.parameters())
     feats = lite.num_features
+    body_params = sum(p.numel() for p in lite.body.parameters())
     questions.append({
         "id": "head-params", "kind": "number", "topic": "feature-extraction",
         "question": f"{DEFAULT_MODEL}'s body outputs {feats} features. In feature extraction "
                     "for 4 classes only the new head trains. How many parameters is that?",
+        "params": {"model": DEFAULT_MODEL, "features": str(feats), "head_params": head_params,
+                   "body_params": body_params},
         "answer": head_params,
         "explanation": f"A Linear({feats}, 4) layer has {feats} × 4 weights plus 4 biases = "
-                       f"{head_params}; the {sum(p.numel() for p in lite.body.parameters()):,} "
+                       f"{head_params}; the {body_params:,} "
                        "body parameters stay frozen.",
     })
 
@@ -56,6 +65,7 @@ def build_quiz() -> list[dict]:
         "id": "unfreeze-first", "kind": "choice", "topic": "feature-extraction-vs-fine-tuning",
         "question": f"Gradual unfreezing of {DEFAULT_MODEL}: after the head, which layer group "
                     "is unfrozen first?",
+        "params": {"model": DEFAULT_MODEL},
         "options": lite.group_names[:-1],
         "answer": first,
         "explanation": "The top groups hold the most task-specific features, so they adapt "
@@ -70,6 +80,8 @@ def build_quiz() -> list[dict]:
         "question": f"Discriminative learning rates: the head trains at 1e-4 and each group "
                     f"below gets 0.6× the rate of the one above. What rate does {top} (the top "
                     "body group) get?",
+        "params": {"top": top, "lr_top": f"{lrs[top]:.3g}", "stem": names[0],
+                   "lr_stem": f"{lrs[names[0]]:.2g}"},
         "answer": lrs[top],
         "explanation": f"head_lr × decay^depth = 1e-4 × 0.6 = {lrs[top]:.3g}; the stem "
                        f"({names[0]}) gets {lrs[names[0]]:.2g}.",
@@ -116,6 +128,7 @@ def check(question: dict, answer: str) -> dict:
             value = float(answer.replace(",", "").replace("_", "").strip())
         except ValueError:
             return {"id": question["id"], "correct": False, "expected": expected,
+                    "not_a_number": True,
                     "explanation": f"{answer!r} is not a number. " + question["explanation"]}
         correct = math.isclose(value, float(expected), rel_tol=1e-3, abs_tol=1e-12)
     elif question["kind"] == "text":

@@ -1,5 +1,6 @@
 // Small SVG charts (no library, no CDN): line charts and horizontal bars.
 import { el, fmtNum, svg } from "./dom.js";
+import { t } from "./i18n.js";
 
 // lineChart(node, [{name, points: [[x, y], ...]}], {log, yMin, yMax, xLabel})
 export function lineChart(node, series, opts = {}) {
@@ -9,7 +10,7 @@ export function lineChart(node, series, opts = {}) {
   root.append(svg("title", {}, opts.label || "chart"));
   const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]) && (!opts.log || p[1] > 0));
   if (!pts.length) {
-    root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, opts.empty || "no data yet"));
+    root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, opts.empty || t("ui.chart_no_data")));
     node.append(root);
     return;
   }

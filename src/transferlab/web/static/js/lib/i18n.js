@@ -45,6 +45,13 @@ export function setLang(code) {
 
 export const currentLang = () => lang;
 
+/** A run's or job's state (queued, running, done, ...) in the reader's language; as sent if unknown. */
+export function stateName(s) {
+  const key = `state.${s}`;
+  const text = t(key);
+  return text === key ? String(s ?? "") : text;
+}
+
 /** The message for `key`, with {name} placeholders filled from `params`. */
 export function t(key, params = {}) {
   const text = messages[key] ?? fallback[key] ?? key;

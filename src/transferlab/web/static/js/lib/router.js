@@ -1,5 +1,5 @@
 // Hash routing (#page/arg): each page module registers its loader in `loaders`.
-import { t } from "./i18n.js";
+import { stateName, t } from "./i18n.js";
 import { $, $$, say } from "./dom.js";
 import { state } from "./state.js";
 
@@ -15,7 +15,7 @@ export async function route(focus = true) {
     if (a.dataset.nav === page) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  document.title = `${page[0].toUpperCase() + page.slice(1)} · transferlab playground`;
+  document.title = t("ui.title", { page: t(page === "lab" ? "nav.lab" : `ui.${page}`) });
   if (focus) $(`#h-${page}`)?.focus();
   try {
     await loaders[page](arg);
@@ -35,6 +35,6 @@ export function renderChips() {
   else {
     const l = state.live;
     const epoch = l && l.epoch ? ` · ${t("ui.chip_epoch", { epoch: l.epoch, epochs: l.epochs })}` : "";
-    j.textContent = t("ui.chip_job", { state: job.state }) + (job.state === "running" ? epoch : "");
+    j.textContent = t("ui.chip_job", { state: stateName(job.state) }) + (job.state === "running" ? epoch : "");
   }
 }

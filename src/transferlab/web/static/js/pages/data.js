@@ -1,14 +1,15 @@
 // Data page: datasets under the data root, uploads, the chosen dataset's classes and samples.
 import { api } from "../lib/api.js";
 import { $, el, fmtInt, fmtPct, say, store, thumbUrl } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders, renderChips } from "../lib/router.js";
 import { state } from "../lib/state.js";
 import { renderDoctorPanel } from "./doctor.js";
 
 loaders.data = async () => {
   if (!state.settings) state.settings = await api("/api/settings");
-  $("#data-root-line").textContent = `Data root: ${state.settings.data_root}`;
-  $("#upload-limit").textContent = `At most ${state.settings.max_upload_mib} MiB; unpacked safely into uploads/ under the data root.`;
+  $("#data-root-line").textContent = t("data.root_line", { root: state.settings.data_root });
+  $("#upload-limit").textContent = t("data.upload_limit", { mib: fmtInt(state.settings.max_upload_mib) });
   state.datasets = await api("/api/datasets");
   renderDatasetList();
   if (state.dataset) renderDataset();
@@ -16,17 +17,17 @@ loaders.data = async () => {
 function renderDatasetList() {
   const list = $("#dataset-list");
   list.replaceChildren();
-  if (!state.datasets.length) list.append(el("li", { class: "muted", text: "No dataset folders found under the data root. Upload a zip." }));
+  if (!state.datasets.length) list.append(el("li", { class: "muted", text: t("data.no_datasets") }));
   for (const d of state.datasets) {
     const chosen = state.dataset && state.dataset.path === d.path;
     list.append(el("li", {}, el("button", {
       type: "button", class: "dataset", "aria-pressed": chosen ? "true" : "false", dataset: { path: d.path },
       onclick: () => chooseDataset(d.path),
-    }, d.path, el("small", { text: d.layout + (d.uploaded ? " · uploaded" : "") }))));
+    }, d.path, el("small", { text: d.layout + (d.uploaded ? ` · ${t("data.uploaded")}` : "") }))));
   }
 }
 export async function chooseDataset(path) {
-  say("#data-msg", "Checking every image…", "info");
+  say("#data-msg", t("data.checking"), "info");
   try {
     state.dataset = await api(`/api/datasets/info?path=${encodeURIComponent(path)}`);
     store.set("dataset", path);
@@ -43,10 +44,12 @@ export async function chooseDataset(path) {
 function renderDataset() {
   const d = state.dataset;
   $("#dataset-info").hidden = false;
-  $("#dataset-title").textContent = `Dataset ${d.path}`;
-  $("#dataset-summary").textContent = `${d.classes.length} classes · ${fmtInt(d.totals.train)} train, ${fmtInt(d.totals.val)} val` +
-    (d.totals.test ? `, ${fmtInt(d.totals.test)} test` : "") + ` images · layout: ${d.layout}` +
-    (d.bad_file_count ? ` · ${d.bad_file_count} file(s) skipped` : "");
+  $("#dataset-title").textContent = t("data.dataset_title", { path: d.path });
+  $("#dataset-summary").textContent = t("data.summary", {
+    classes: fmtInt(d.classes.length), train: fmtInt(d.totals.train), val: fmtInt(d.totals.val), layout: d.layout,
+    test: d.totals.test ? t("data.summary_test", { test: fmtInt(d.totals.test) }) : "",
+    skipped: d.bad_file_count ? t("data.summary_skipped", { n: fmtInt(d.bad_file_count) }) : "",
+  });
   $("#dataset-notes").replaceChildren(...d.notes.map((n) => el("li", { text: n })));
   const maxTrain = Math.max(1, ...Object.values(d.counts).map((c) => c.train));
   const tbody = $("#class-table tbody");
@@ -76,14 +79,14 @@ function renderDataset() {
 $("#upload-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const file = $("#upload-file").files[0];
-  if (!file) return say("#upload-msg", "Choose a zip file first.");
+  if (!file) return say("#upload-msg", t("data.choose_zip"));
   const body = new FormData();
   body.append("file", file);
   body.append("name", $("#upload-name").value.trim());
-  say("#upload-msg", `Uploading ${file.name}…`, "info");
+  say("#upload-msg", t("data.uploading", { name: file.name }), "info");
   try {
     const info = await api("/api/datasets/upload", { method: "POST", body });
-    say("#upload-msg", `Unpacked into ${info.path}: ${info.classes.length} classes.`, "ok");
+    say("#upload-msg", t("data.unpacked", { path: info.path, classes: fmtInt(info.classes.length) }), "ok");
     state.datasets = await api("/api/datasets");
     await chooseDataset(info.path);
   } catch (err) {

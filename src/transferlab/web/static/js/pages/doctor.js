@@ -2,13 +2,15 @@
 // image(s) and writes relabel / remove / keep into the dataset's action list, which the next
 // training run on that dataset applies (the files themselves are never changed).
 import { api } from "../lib/api.js";
-import { $, el, fmtNum, say, thumbUrl } from "../lib/dom.js";
+import { $, el, fmtInt, fmtNum, say, thumbUrl } from "../lib/dom.js";
+import { stateName, t } from "../lib/i18n.js";
+
+// the server's action names (relabel / remove / keep) in the reader's language
+const actionName = (a) => (["relabel", "remove", "keep"].includes(a) ? t(`doctor.action.${a}`) : a);
 import { state } from "../lib/state.js";
 
-const TITLES = {
-  label: "Likely label errors", leak: "Leaks across splits", duplicate: "Duplicates within a split",
-  outlier: "Outliers (far from every class)", "other-class": "In another class's cluster",
-};
+const KINDS = ["label", "leak", "duplicate", "outlier", "other-class"];
+const title = (kind) => t(`doctor.kind.${kind}`);
 const SHOWN = 30; // findings per kind on the page (doctor.json has them all)
 let current = null; // {dataset, report, actions, job}
 let polling = null;
@@ -20,9 +22,9 @@ export async function renderDoctorPanel() {
   panel.hidden = !d;
   if (!d) return;
   panel.replaceChildren(
-    el("h3", { id: "h-doctor", text: "Check data" }),
-    el("p", { class: "muted small", text: "Likely label errors (k-fold linear probes on the pretrained features, ranked by confident learning), identical and near-identical images, train/val leaks and outliers. Your choices go into an action list that the next training run on this dataset applies; the image files are never changed." }),
-    el("p", {}, el("button", { type: "button", id: "doctor-run", onclick: startCheck }, "Check data"), " ",
+    el("h3", { id: "h-doctor", text: t("doctor.title") }),
+    el("p", { class: "muted small", text: t("doctor.intro") }),
+    el("p", {}, el("button", { type: "button", id: "doctor-run", onclick: startCheck }, t("doctor.title")), " ",
       el("span", { id: "doctor-status", class: "muted small" })),
     el("div", { id: "doctor-msg", class: "msg", role: "alert" }),
     el("p", { id: "doctor-actions-line", class: "small" }),
@@ -43,9 +45,9 @@ async function refresh() {
   const job = current.job;
   const running = job && !["done", "failed", "stopped", "interrupted", "cancelled"].includes(job.state);
   $("#doctor-run").disabled = Boolean(running);
-  $("#doctor-status").textContent = running ? `checking… ${job.detail || job.state}` :
-    current.report ? `last check: ${current.report.seconds.total.toFixed(1)} s` : "not checked yet";
-  if (job && job.state === "failed") say("#doctor-msg", job.error || "the check failed");
+  $("#doctor-status").textContent = running ? t("doctor.checking", { detail: job.detail || stateName(job.state) }) :
+    current.report ? t("doctor.last_check", { seconds: fmtNum(current.report.seconds.total, 1) }) : t("doctor.not_checked");
+  if (job && job.state === "failed") say("#doctor-msg", job.error || t("doctor.failed"));
   renderActionsLine();
   renderFindings();
   clearTimeout(polling);
@@ -70,7 +72,7 @@ function renderActionsLine() {
   const acts = current.actions || [];
   const count = (k) => acts.filter((a) => a.action === k).length;
   $("#doctor-actions-line").textContent = acts.length
-    ? `Action list: ${count("relabel")} relabel, ${count("remove")} remove, ${count("keep")} keep — applied by the next training run on this dataset.`
+    ? t("doctor.actions_line", { relabel: fmtInt(count("relabel")), remove: fmtInt(count("remove")), keep: fmtInt(count("keep")) })
     : "";
 }
 
@@ -89,18 +91,18 @@ function controls(finding, path, i) {
   const suggested = (finding.actions || []).find((a) => a.path === path);
   const chosen = actionOf(path);
   const classes = current.report.classes;
-  const pick = el("select", { "aria-label": `new label for ${path}` },
+  const pick = el("select", { "aria-label": t("doctor.new_label_for", { path }) },
     ...classes.map((c) => el("option", { value: c, text: c, selected: c === (chosen?.label || finding.suggested_label || finding.labels[i]) })));
   const pressed = (a) => (chosen && chosen.action === a ? "true" : "false");
   return el("div", { class: "doctor-controls" },
-    el("span", { class: "small", text: `${finding.splits[i]} · ${finding.labels[i]}` + (suggested ? ` · suggested: ${suggested.action}${suggested.label ? " → " + suggested.label : ""}` : "") }),
+    el("span", { class: "small", text: `${finding.splits[i]} · ${finding.labels[i]}` + (suggested ? ` · ${t("doctor.suggested", { action: actionName(suggested.action) })}${suggested.label ? " → " + suggested.label : ""}` : "") }),
     el("div", { class: "doctor-buttons" },
       pick,
-      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("relabel"), onclick: () => setAction(path, "relabel", pick.value) }, "Relabel"),
-      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("remove"), onclick: () => setAction(path, "remove") }, "Remove"),
-      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("keep"), onclick: () => setAction(path, "keep") }, "Keep"),
-      chosen ? el("button", { type: "button", class: "secondary", onclick: () => setAction(path, "clear") }, "Undo") : null),
-    chosen ? el("strong", { class: "small", text: `→ ${chosen.action}${chosen.label ? " " + chosen.label : ""}` }) : null);
+      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("relabel"), onclick: () => setAction(path, "relabel", pick.value) }, t("doctor.relabel")),
+      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("remove"), onclick: () => setAction(path, "remove") }, t("doctor.remove")),
+      el("button", { type: "button", class: "secondary", "aria-pressed": pressed("keep"), onclick: () => setAction(path, "keep") }, t("doctor.keep")),
+      chosen ? el("button", { type: "button", class: "secondary", onclick: () => setAction(path, "clear") }, t("doctor.undo")) : null),
+    chosen ? el("strong", { class: "small", text: `→ ${actionName(chosen.action)}${chosen.label ? " " + chosen.label : ""}` }) : null);
 }
 
 function renderFindings() {
@@ -109,15 +111,15 @@ function renderFindings() {
   const r = current.report;
   if (!r) return;
   const counts = r.counts;
-  box.append(el("p", { text: Object.keys(TITLES).map((k) => `${TITLES[k]}: ${counts[k]}`).join(" · ") }));
+  box.append(el("p", { text: KINDS.map((k) => `${title(k)}: ${fmtInt(counts[k])}`).join(" · ") }));
   if (r.balance && r.balance.suggestion) box.append(el("p", { class: "msg info", text: r.balance.suggestion }));
-  for (const kind of Object.keys(TITLES)) {
+  for (const kind of KINDS) {
     const found = r.findings.filter((f) => f.kind === kind);
     if (!found.length) continue;
     const list = el("ol", { class: "doctor-list" });
     for (const f of found.slice(0, SHOWN)) {
       const item = el("li", { class: "doctor-finding", dataset: { kind, path: f.paths[0] } },
-        el("p", { class: "small", text: `${f.detail} (score ${fmtNum(f.score, 3)})` }));
+        el("p", { class: "small", text: t("doctor.score", { detail: f.detail, score: fmtNum(f.score, 3) }) }));
       f.paths.slice(0, 4).forEach((p, i) => {
         const rel = `${state.dataset.path}/${p}`;
         item.append(el("div", { class: "doctor-image" },
@@ -126,7 +128,7 @@ function renderFindings() {
       });
       list.append(item);
     }
-    box.append(el("h4", { text: `${TITLES[kind]} (${found.length})` }), list);
-    if (found.length > SHOWN) box.append(el("p", { class: "muted small", text: `…and ${found.length - SHOWN} more in doctor.json` }));
+    box.append(el("h4", { text: `${title(kind)} (${fmtInt(found.length)})` }), list);
+    if (found.length > SHOWN) box.append(el("p", { class: "muted small", text: t("doctor.more", { n: fmtInt(found.length - SHOWN) }) }));
   }
 }

@@ -1,5 +1,5 @@
 // Live progress of the followed job (server-sent events) and the job queue.
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
 import { $, el, fmtInt, fmtNum, fmtCI, fmtPct, say } from "../lib/dom.js";
@@ -74,16 +74,16 @@ export function renderLive() {
   const running = !TERMINAL.includes(job.state);
   $("#stop-btn").disabled = !running || job.stop_requested;
   $("#start-btn").disabled = false;
-  let text = `${job.label || job.id}: ${job.state}`;
-  if (job.state === "queued") text += ` — waiting, position ${job.position} in the queue`;
+  let text = `${job.label || job.id}: ${stateName(job.state)}`;
+  if (job.state === "queued") text += ` — ${t("live.waiting", { position: fmtInt(job.position) })}`;
   else if (job.state === "running") text += ` — ${job.detail}`;
   if (job.error && job.state !== "done") text += ` — ${job.error}`;
   if (job.state === "done" && job.result && job.result.accuracy !== undefined) {
     const res = job.result;
-    text += ` — validation accuracy ${fmtCI(res.accuracy, res.accuracy_interval)}`;
-    if (res.test_accuracy !== undefined && res.test_accuracy !== null) text += `, test ${fmtCI(res.test_accuracy, res.test_accuracy_interval)} on ${res.test_num_images} images`;
+    text += ` — ${t("live.val_acc", { acc: fmtCI(res.accuracy, res.accuracy_interval) })}`;
+    if (res.test_accuracy !== undefined && res.test_accuracy !== null) text += `, ${t("live.test_acc", { acc: fmtCI(res.test_accuracy, res.test_accuracy_interval), images: fmtInt(res.test_num_images) })}`;
   }
-  if (l.sweep) text += ` — ${l.sweep.done} / ${l.sweep.total} trials done (last: ${l.sweep.row.key}, ${fmtPct(l.sweep.row.accuracy)})`;
+  if (l.sweep) text += ` — ${t("live.sweep_progress", { done: fmtInt(l.sweep.done), total: fmtInt(l.sweep.total), key: l.sweep.row.key, acc: fmtPct(l.sweep.row.accuracy) })}`;
   else if (l.log && job.kind === "sweep") text += ` — ${l.log}`;
   $("#live-state").textContent = text;
   $("#epoch-label").textContent = l.epochs ? t("live.epoch_of", { epoch: l.epoch, epochs: l.epochs }) : t("train.epoch");
@@ -96,13 +96,13 @@ export function renderLive() {
   const xs = l.rows.map((_, i) => i + 1);
   lineChart($("#chart-loss"), [
     { name: "train", points: l.rows.map((r, i) => [xs[i], r.train_loss]) },
-    { name: "val", points: l.rows.map((r, i) => [xs[i], r.val_loss]) }], { label: "loss per epoch", xLabel: "epoch (all phases)" });
+    { name: "val", points: l.rows.map((r, i) => [xs[i], r.val_loss]) }], { label: t("ui.chart_loss"), xLabel: t("live.epoch_all_phases") });
   lineChart($("#chart-acc"), [
     { name: "train", points: l.rows.map((r, i) => [xs[i], r.train_acc]) },
-    { name: "val", points: l.rows.map((r, i) => [xs[i], r.val_acc]) }], { label: "accuracy per epoch", xLabel: "epoch (all phases)", yMin: 0, yMax: 1 });
+    { name: "val", points: l.rows.map((r, i) => [xs[i], r.val_acc]) }], { label: t("ui.chart_acc"), xLabel: t("live.epoch_all_phases"), yMin: 0, yMax: 1 });
   const groups = l.rows.length ? Object.keys(l.rows[l.rows.length - 1].lrs) : [];
   lineChart($("#chart-lr"), groups.map((g, gi) => ({ name: g, color: gi, points: l.rows.map((r, i) => [xs[i], r.lrs[g]]) })),
-    { label: "learning rate per group", xLabel: "epoch", log: true });
+    { label: t("live.chart_lr"), xLabel: t("ui.epoch"), log: true });
   const tbody = $("#epoch-table tbody");
   if (tbody.children.length !== l.rows.length) {
     tbody.replaceChildren(...l.rows.map((r) => el("tr", {}, el("td", { text: r.phase }), el("td", { class: "num", text: r.epoch }),
@@ -122,11 +122,11 @@ export async function refreshJobs() {
   if (!jobs.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: t("live.no_jobs") })));
   for (const j of jobs) {
     const stop = TERMINAL.includes(j.state) ? "" : el("button", { type: "button", class: "secondary", text: j.state === "queued" ? t("live.cancel") : t("train.stop"),
-      "aria-label": `${j.state === "queued" ? "Cancel" : "Stop"} ${j.label || j.id}`,
+      "aria-label": t(j.state === "queued" ? "live.cancel_job" : "live.stop_job", { job: j.label || j.id }),
       onclick: async () => { try { await api(`/api/jobs/${j.id}/stop`, { method: "POST" }); } catch (err) { say("#train-msg", err.message); } refreshJobs(); } });
     const watch = el("button", { type: "button", class: "secondary", text: t("live.watch"), "aria-label": t("live.watch_job", { job: j.label || j.id }), onclick: () => follow(j) });
     tbody.append(el("tr", {}, el("td", {}, el("span", { text: j.label || j.id }), el("br"), el("small", { class: "muted", text: j.id })),
-      el("td", { class: `state ${j.state}`, text: j.state }), el("td", { text: j.position ? `#${j.position}` : "" }), el("td", {}, watch, stop)));
+      el("td", { class: `state ${j.state}`, text: stateName(j.state) }), el("td", { text: j.position ? `#${j.position}` : "" }), el("td", {}, watch, stop)));
   }
   if (!state.job) {
     const active = jobs.find((j) => j.state === "running") || jobs.find((j) => j.state === "queued");

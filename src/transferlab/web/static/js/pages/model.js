@@ -1,6 +1,7 @@
 // Model page: backbone choice, parameter totals and the clickable layer-group diagram.
 import { api } from "../lib/api.js";
 import { $, el, fmtInt, fmtShape, say, store } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
 import { loadStrategies, usesSelection } from "../lib/strategies.js";
@@ -9,7 +10,7 @@ export async function ensureModels() {
   if (state.models.length) return;
   state.models = await api("/api/models");
   const sel = $("#backbone");
-  sel.replaceChildren(...state.models.map((m) => el("option", { value: m.name, text: `${m.name} — ${m.offline ? "weights offline ✓" : "architecture only (no offline weights)"}` })));
+  sel.replaceChildren(...state.models.map((m) => el("option", { value: m.name, text: `${m.name} — ${t(m.offline ? "model.opt_offline" : "model.opt_arch")}` })));
   if (!state.models.some((m) => m.name === state.model)) state.model = state.models.find((m) => m.default)?.name || state.models[0].name;
   sel.value = state.model;
 }
@@ -49,39 +50,40 @@ function renderSummary() {
   const s = state.summary;
   const m = state.models.find((x) => x.name === state.model);
   $("#backbone-note").textContent = s.architecture_only
-    ? "No pretrained weights on this machine: the diagram shows the architecture (random weights). Training it needs weights 'random' (from scratch)."
-    : `Pretrained weights available offline (${s.weights.source}: ${s.weights.detail}).`;
+    ? t("model.no_weights")
+    : t("model.weights_available", { source: s.weights.source, detail: s.weights.detail });
   $("#backbone-note").className = "small" + (s.architecture_only ? " msg" : "");
-  if (m && m.hint && s.architecture_only) $("#backbone-note").textContent += ` Install: ${m.hint}`;
+  if (m && m.hint && s.architecture_only) $("#backbone-note").textContent += ` ${t("model.install", { hint: m.hint })}`;
   $("#totals").replaceChildren(
-    el("dt", { text: "total" }), el("dd", { text: fmtInt(s.counts.total), id: "total-params" }),
-    el("dt", { text: "trainable" }), el("dd", { text: fmtInt(s.counts.trainable), id: "trainable-params" }),
-    el("dt", { text: "frozen" }), el("dd", { text: fmtInt(s.counts.frozen), id: "frozen-params" }),
-    el("dt", { text: "head in → out" }), el("dd", { text: `${s.head_in_features} → ${s.head_out_features}` }),
-    el("dt", { text: "input" }), el("dd", { text: fmtShape(s.input_size) }));
+    el("dt", { text: t("model.total") }), el("dd", { text: fmtInt(s.counts.total), id: "total-params" }),
+    el("dt", { text: t("ui.trainable") }), el("dd", { text: fmtInt(s.counts.trainable), id: "trainable-params" }),
+    el("dt", { text: t("ui.frozen") }), el("dd", { text: fmtInt(s.counts.frozen), id: "frozen-params" }),
+    el("dt", { text: t("model.head_in_out") }), el("dd", { text: `${s.head_in_features} → ${s.head_out_features}` }),
+    el("dt", { text: t("model.input") }), el("dd", { text: fmtShape(s.input_size) }));
   $("#head-repr").textContent = s.head_repr;
-  $("#weights-label").textContent = s.architecture_only ? "Weights: random (architecture only)" : `Weights: ${s.weights.source} — ${s.weights.detail}`;
+  $("#weights-label").textContent = s.architecture_only ? t("model.weights_random") : t("model.weights_line", { source: s.weights.source, detail: s.weights.detail });
   const trainableBody = s.groups.slice(0, -1).filter((g) => g.trainable_params > 0).map((g) => g.name);
-  $("#k-label").textContent = trainableBody.length ? trainableBody.join(", ") : "none (feature extraction)";
-  $("#strategy-line").textContent = `Strategy: ${state.strategy}` + (state.strategy === "gradual" ? " — starts with the head only and unfreezes groups from the top while training" : "");
+  $("#k-label").textContent = trainableBody.length ? trainableBody.join(", ") : t("model.none_fe");
+  $("#strategy-line").textContent = t("model.strategy_line", { strategy: state.strategy }) + (state.strategy === "gradual" ? ` — ${t("model.gradual_note")}` : "");
   const list = $("#groups");
   list.replaceChildren();
   s.groups.forEach((g, i) => {
     const isHead = i === s.groups.length - 1;
     const trainable = g.trainable_params > 0;
-    const types = Object.entries(g.layer_types).slice(0, 3).map(([t, n]) => `${n}× ${t}`).join(", ");
-    const action = isHead ? "the new head always trains" : trainable ? "press to freeze this group" : "press to unfreeze this group";
+    const types = Object.entries(g.layer_types).slice(0, 3).map(([type, n]) => `${n}× ${type}`).join(", ");
+    const action = t(isHead ? "model.head_always" : trainable ? "model.press_freeze" : "model.press_unfreeze");
+    const stateText = t(trainable ? "ui.trainable" : "ui.frozen");
     const btn = el("button", {
       type: "button", class: `group-btn ${trainable ? "trainable" : "frozen"}${isHead ? " head" : ""}`,
       "aria-pressed": trainable ? "false" : "true", "aria-disabled": isHead ? "true" : null,
-      "aria-label": `${g.name}: ${trainable ? "trainable" : "frozen"}, ${fmtInt(g.params)} parameters, output ${fmtShape(g.output_shape)}; ${action}`,
+      "aria-label": t("model.group_label", { group: g.name, state: stateText, params: fmtInt(g.params), shape: fmtShape(g.output_shape), action }),
       dataset: { group: g.name, index: i }, title: action,
       onclick: () => toggleGroup(i),
     },
     el("span", { class: "gname", text: g.name }),
-    el("span", { class: "gstate", text: trainable ? "trainable" : "frozen" }),
-    el("span", { text: `${fmtInt(g.params)} params` }),
-    el("span", { text: `out ${fmtShape(g.output_shape)}` }),
+    el("span", { class: "gstate", text: stateText }),
+    el("span", { text: t("model.params", { params: fmtInt(g.params) }) }),
+    el("span", { text: t("model.out", { shape: fmtShape(g.output_shape) }) }),
     el("span", { class: "muted", text: types }));
     list.append(el("li", {}, btn));
   });
@@ -91,7 +93,7 @@ function toggleGroup(index) {
   const names = bodyNames();
   const n = names.length;
   if (index >= n) {
-    say("#model-msg", "The new head is always trained: it starts from random weights.", "info");
+    say("#model-msg", t("model.head_always_msg"), "info");
     return;
   }
   const trainable = new Set(s.groups.slice(0, -1).filter((g) => g.trainable_params > 0).map((g) => g.name));
@@ -109,7 +111,7 @@ function toggleGroup(index) {
   else if (!usesSelection(state.strategy)) state.strategy = "finetune";
   state.lrEdited = false;
   state.plan = null; // the Train page asks the library for the new plan
-  say("#model-msg", `${wasTrainable ? "Froze" : "Unfroze"} ${name}. Strategy: ${state.strategy}.`, "info");
+  say("#model-msg", t(wasTrainable ? "model.froze" : "model.unfroze", { group: name, strategy: state.strategy }), "info");
   loadSummary().then(() => $(`#groups [data-index="${index}"]`)?.focus());
 }
 $("#backbone").addEventListener("change", async (ev) => {

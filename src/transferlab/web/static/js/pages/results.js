@@ -2,7 +2,7 @@
 import { api } from "../lib/api.js";
 import { bars, lineChart } from "../lib/charts.js";
 import { $, el, fmtCI, fmtInt, fmtNum, fmtPct, say, thumbUrl } from "../lib/dom.js";
-import { t } from "../lib/i18n.js";
+import { stateName, t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { fillRunSelect, loadRuns } from "../lib/runs.js";
 import { TERMINAL, state } from "../lib/state.js";
@@ -14,7 +14,7 @@ loaders.results = async (arg) => {
   fillRunSelect($("#results-run"), runs, chosen);
   if (!runs.length) {
     $("#results-body").hidden = true;
-    return say("#results-msg", "No runs yet: start one on the Train page.", "info");
+    return say("#results-msg", t("results.no_runs"), "info");
   }
   await showRun($("#results-run").value);
 };
@@ -23,28 +23,29 @@ async function showRun(id) {
   state.resultsRun = id;
   let doc;
   try { doc = await api(`/api/runs/${encodeURIComponent(id)}`); } catch (err) { return say("#results-msg", err.message); }
-  say("#results-msg", doc.evaluation ? "" : `Run ${id} is ${doc.run.state}: no evaluation yet.`, "info");
+  say("#results-msg", doc.evaluation ? "" : t("results.no_eval_state", { run: id, state: stateName(doc.run.state) }), "info");
   $("#results-body").hidden = false;
   const ev = doc.evaluation || {}, cfg = doc.config || {}, res = doc.run.result || {};
   const test = ev.test, cal = ev.calibration;
   $("#results-summary").replaceChildren(
-    ...(test ? [el("dt", { text: "test accuracy (untouched)" }), el("dd", { id: "res-test-accuracy", text: `${fmtCI(test.accuracy, test.accuracy_interval)} on ${fmtInt(test.num_images)} images, balanced ${fmtPct(test.balanced_accuracy)}` })] : []),
-    el("dt", { text: test ? "validation accuracy (chose the epoch)" : "validation accuracy (optimistic: it also chose the epoch)" }),
+    ...(test ? [el("dt", { text: t("results.test_accuracy") }), el("dd", { id: "res-test-accuracy", text: t("results.test_value", { acc: fmtCI(test.accuracy, test.accuracy_interval), images: fmtInt(test.num_images), balanced: fmtPct(test.balanced_accuracy) }) })] : []),
+    el("dt", { text: t(test ? "results.val_accuracy_chose" : "results.val_accuracy_optimistic") }),
     el("dd", { id: "res-accuracy", text: fmtCI(ev.accuracy, ev.accuracy_interval), title: ev.note || "" }),
-    el("dt", { text: "balanced accuracy" }), el("dd", { text: fmtPct(ev.balanced_accuracy) }),
-    ...(cal ? [el("dt", { text: `calibration error (ECE, ${cal.measured_on})` }), el("dd", { id: "res-ece", text: `${fmtNum(cal.ece_before, 3)} → ${fmtNum(cal.ece_after, 3)} with temperature ${fmtNum(cal.temperature, 2)}`, title: cal.binning })] : []),
-    el("dt", { text: "loss" }), el("dd", { text: fmtNum(ev.loss) }),
-    el("dt", { text: "images" }), el("dd", { text: fmtInt(ev.num_images) }),
-    el("dt", { text: "strategy" }), el("dd", { text: cfg.strategy || "–" }),
-    el("dt", { text: "backbone" }), el("dd", { text: cfg.model || "–" }),
-    el("dt", { text: "epochs" }), el("dd", { text: (doc.metrics || []).length }),
-    el("dt", { text: "wall time" }), el("dd", { text: res.wall_seconds ? `${res.wall_seconds.toFixed(1)} s` : "–" }),
-    el("dt", { text: "state" }), el("dd", { class: `state ${doc.run.state}`, text: doc.run.state }));
+    el("dt", { text: t("results.balanced_accuracy") }), el("dd", { text: fmtPct(ev.balanced_accuracy) }),
+    ...(cal ? [el("dt", { text: t("results.ece", { on: cal.measured_on }) }), el("dd", { id: "res-ece", text: t("results.ece_value", { before: fmtNum(cal.ece_before, 3), after: fmtNum(cal.ece_after, 3), temperature: fmtNum(cal.temperature, 2) }), title: cal.binning })] : []),
+    el("dt", { text: t("results.loss") }), el("dd", { text: fmtNum(ev.loss) }),
+    el("dt", { text: t("results.images") }), el("dd", { text: fmtInt(ev.num_images) }),
+    el("dt", { text: t("results.strategy") }), el("dd", { text: cfg.strategy || "–" }),
+    el("dt", { text: t("results.backbone") }), el("dd", { text: cfg.model || "–" }),
+    el("dt", { text: t("results.epochs") }), el("dd", { text: (doc.metrics || []).length }),
+    el("dt", { text: t("results.wall_time") }), el("dd", { text: res.wall_seconds ? t("results.seconds", { s: fmtNum(res.wall_seconds, 1) }) : "–" }),
+    el("dt", { text: t("results.state") }), el("dd", { class: `state ${doc.run.state}`, text: stateName(doc.run.state) }));
   const dl = $("#downloads");
   dl.replaceChildren();
-  const files = { "best.safetensors": "checkpoint weights (safetensors)", "best.json": "checkpoint sidecar (architecture, classes, preprocessing)",
-    "report.md": "report", "metrics.csv": "metrics per epoch (CSV)", "evaluation.json": "evaluation (JSON)", "reliability.png": "reliability diagram (PNG)", "config.json": "resolved config" };
-  for (const [name, label] of Object.entries(files)) {
+  const files = { "best.safetensors": "weights", "best.json": "sidecar", "report.md": "report", "metrics.csv": "metrics",
+    "evaluation.json": "evaluation", "reliability.png": "reliability", "config.json": "config" };
+  for (const [name, key] of Object.entries(files)) {
+    const label = t(`results.file.${key}`);
     if (doc.files.includes(name)) dl.append(el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/files/${name}?download=true`, download: `${id}-${name}`, text: `${label} — ${name}` })));
   }
   const box = $("#export-box");
@@ -54,31 +55,31 @@ async function showRun(id) {
     box.append(el("p", {}, el("a", { href: `#lab/run:${encodeURIComponent(id)}`, id: "open-in-lab", text: t("lab.open_in_lab") })));
   }
   if (doc.exports.length) {
-    box.append(el("h4", { text: "Export the model" }));
-    for (const fmt of doc.exports) box.append(el("button", { type: "button", text: `Export ${fmt}`, onclick: () => startExport(id, fmt) }));
+    box.append(el("h4", { text: t("results.export_title") }));
+    for (const fmt of doc.exports) box.append(el("button", { type: "button", text: t("results.export_btn", { format: fmt }), onclick: () => startExport(id, fmt) }));
     if (doc.exported.length) {
-      box.append(el("ul", { class: "link-list" }, ...doc.exported.map((f) => el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/exported/${encodeURIComponent(f)}`, download: `${id}-${f}`, text: `exported: ${f}` })))));
+      box.append(el("ul", { class: "link-list" }, ...doc.exported.map((f) => el("li", {}, el("a", { href: `/api/runs/${encodeURIComponent(id)}/exported/${encodeURIComponent(f)}`, download: `${id}-${f}`, text: t("results.exported_file", { file: f }) })))));
     }
   } else {
-    box.append(el("p", { class: "small muted", text: "Exported models (ONNX, TorchScript) are not available in this installation yet: download the checkpoint above." }));
+    box.append(el("p", { class: "small muted", text: t("results.no_export") }));
   }
   const rows = doc.metrics || [];
   lineChart($("#res-chart-loss"), [
-    { name: "train", points: rows.map((r, i) => [i + 1, r.train_loss]) },
-    { name: "val", points: rows.map((r, i) => [i + 1, r.val_loss]) }], { label: "loss per epoch", xLabel: "epoch" });
+    { name: t("data.train"), points: rows.map((r, i) => [i + 1, r.train_loss]) },
+    { name: t("data.val"), points: rows.map((r, i) => [i + 1, r.val_loss]) }], { label: t("ui.chart_loss"), xLabel: t("ui.epoch") });
   lineChart($("#res-chart-acc"), [
-    { name: "train", points: rows.map((r, i) => [i + 1, r.train_acc]) },
-    { name: "val", points: rows.map((r, i) => [i + 1, r.val_acc]) }], { label: "accuracy per epoch", xLabel: "epoch", yMin: 0, yMax: 1 });
+    { name: t("data.train"), points: rows.map((r, i) => [i + 1, r.train_acc]) },
+    { name: t("data.val"), points: rows.map((r, i) => [i + 1, r.val_acc]) }], { label: t("ui.chart_acc"), xLabel: t("ui.epoch"), yMin: 0, yMax: 1 });
   renderConfusion(ev);
   bars($("#per-class-acc"), Object.entries(ev.per_class_accuracy || {}).map(([c, a]) => ({ label: c, value: a ?? 0, text: fmtPct(a) })), { max: 1 });
   const worst = $("#worst");
   worst.replaceChildren();
   const errors = ev.worst_errors || [];
-  if (!errors.length) worst.append(el("p", { class: "muted", text: ev.accuracy === undefined ? "No evaluation yet." : "No errors on the validation set." }));
+  if (!errors.length) worst.append(el("p", { class: "muted", text: ev.accuracy === undefined ? t("results.no_evaluation") : t("results.no_errors") }));
   for (const e of errors) {
     worst.append(el("figure", {},
-      e.image ? el("img", { src: thumbUrl(e.image, 200), alt: `${e.name}: true ${e.true}, predicted ${e.pred}` }) : el("div", { class: "muted", text: "(image outside the data root)" }),
-      el("figcaption", {}, el("strong", { text: `true ${e.true}` }), el("br"), `predicted ${e.pred} (${fmtPct(e.confidence)})`)));
+      e.image ? el("img", { src: thumbUrl(e.image, 200), alt: t("results.error_alt", { name: e.name, truth: e.true, pred: e.pred }) }) : el("div", { class: "muted", text: t("results.outside_root") }),
+      el("figcaption", {}, el("strong", { text: t("results.true_class", { cls: e.true }) }), el("br"), t("results.predicted_class", { cls: e.pred, conf: fmtPct(e.confidence) }))));
   }
 }
 function renderConfusion(ev) {
@@ -86,8 +87,8 @@ function renderConfusion(ev) {
   table.replaceChildren();
   if (!ev.confusion) return;
   const max = Math.max(1, ...ev.confusion.flat());
-  table.append(el("caption", { class: "small muted", text: `${ev.classes.length} classes` }));
-  table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "true \\ predicted" }), ...ev.classes.map((c) => el("th", { scope: "col", text: c })))));
+  table.append(el("caption", { class: "small muted", text: t("results.n_classes", { n: fmtInt(ev.classes.length) }) }));
+  table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: t("results.true_predicted") }), ...ev.classes.map((c) => el("th", { scope: "col", text: c })))));
   const tbody = el("tbody");
   ev.confusion.forEach((row, i) => {
     tbody.append(el("tr", {}, el("th", { scope: "row", text: ev.classes[i] }), ...row.map((v, j) => {
@@ -103,11 +104,11 @@ function renderConfusion(ev) {
 async function startExport(id, fmt) {
   try {
     const job = await api(`/api/runs/${encodeURIComponent(id)}/export`, { json: { format: fmt } });
-    say("#results-msg", `Export queued as job ${job.id}; the files appear here when it is done.`, "info");
+    say("#results-msg", t("results.export_queued", { job: job.id }), "info");
     const wait = async () => {
       const j = await api(`/api/jobs/${job.id}`);
       if (!TERMINAL.includes(j.state)) return setTimeout(wait, 1500);
-      if (j.state === "done") { say("#results-msg", `Exported ${fmt}.`, "ok"); showRun(id); } else say("#results-msg", `Export ${j.state}: ${j.error || ""}`);
+      if (j.state === "done") { say("#results-msg", t("results.exported", { format: fmt }), "ok"); showRun(id); } else say("#results-msg", t("results.export_failed", { state: j.state, error: j.error || "" }));
     };
     setTimeout(wait, 1500);
   } catch (err) { say("#results-msg", err.message); }

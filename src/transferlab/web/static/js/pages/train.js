@@ -1,7 +1,8 @@
 // Train page: strategy, options, the learning-rate table and the plan; starts a job.
 import { api } from "../lib/api.js";
 import { lineChart } from "../lib/charts.js";
-import { $, $$, el, say } from "../lib/dom.js";
+import { $, $$, el, fmtInt, say } from "../lib/dom.js";
+import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
 import { loadStrategies, usesSelection } from "../lib/strategies.js";
@@ -54,10 +55,10 @@ function syncTrainForm() {
   const kInput = $("#train-top");
   kInput.disabled = !uses || !!state.sel.groups;
   kInput.value = uses && !state.sel.groups && state.sel.top !== null ? state.sel.top : "";
-  kInput.placeholder = !uses ? "by strategy" : state.sel.groups ? "custom" : "strategy default";
+  kInput.placeholder = !uses ? t("train.by_strategy") : state.sel.groups ? t("train.custom") : t("train.strategy_default");
   $("#train-top-note").textContent = uses && state.sel.groups
-    ? `Trains exactly ${state.sel.groups.join(", ") || "no body group"} plus the head (chosen on the Model page).`
-    : uses ? "The head plus the top K groups train; click groups on the Model page for any other set." : "";
+    ? t("train.top_note_groups", { groups: state.sel.groups.join(", ") || t("train.no_body_group") })
+    : uses ? t("train.top_note") : "";
   $("#probe-wrap").hidden = state.strategy !== "two-phase";
 }
 async function refreshPlan() {
@@ -84,7 +85,7 @@ function renderLrTable() {
   if (state.summary) for (const g of state.summary.groups) states[g.name] = g.trainable_params > 0;
   for (const name of state.plan.groups) {
     const id = `lr-${name}`;
-    const input = el("input", { type: "number", id, min: "0", step: "any", value: state.lrs[name], "aria-label": `learning rate of ${name}` });
+    const input = el("input", { type: "number", id, min: "0", step: "any", value: state.lrs[name], "aria-label": t("train.lr_of", { group: name }) });
     input.addEventListener("change", () => {
       // kept as typed (blank: null): a bad rate is refused when training starts, never
       // replaced by a default or sent as 0
@@ -93,27 +94,31 @@ function renderLrTable() {
       state.lrEdited = true;
       const bad = badLearningRate();
       say("#train-msg", bad || "");
-      $("#plan-note").textContent = "Custom learning rates: used for every phase (the two-phase probe keeps its own).";
+      $("#plan-note").textContent = t("train.custom_lrs");
     });
     const st = states[name] === undefined ? "" : states[name] ? "trainable" : "frozen";
     tbody.append(el("tr", {}, el("th", { scope: "row" }, el("label", { for: id, text: name })),
-      el("td", { class: st === "frozen" ? "muted" : "", text: st }), el("td", {}, input)));
+      el("td", { class: st === "frozen" ? "muted" : "", text: st && t(`ui.${st}`) }), el("td", {}, input)));
   }
-  const phases = state.plan.phases.map((p) => `${p.name}: ${p.epochs} epochs${p.cached_features ? " on cached features" : ""}${p.unfreeze_every ? `, one more group every ${p.unfreeze_every}` : ""}, augment ${p.augment}`);
-  const auto = state.plan.resolved ? ` Auto chose ${state.plan.resolved.strategy}: ${state.plan.resolved.notes.join(" ")}` : "";
-  if (!state.lrEdited) $("#plan-note").textContent = `Plan — ${phases.join("; ")}.${auto}`;
+  const phases = state.plan.phases.map((p) => t("train.plan_phase", {
+    name: p.name, epochs: fmtInt(p.epochs), augment: p.augment,
+    cached: p.cached_features ? t("train.plan_cached") : "",
+    unfreeze: p.unfreeze_every ? t("train.plan_unfreeze", { n: fmtInt(p.unfreeze_every) }) : "",
+  }));
+  const auto = state.plan.resolved ? " " + t("train.plan_auto", { strategy: state.plan.resolved.strategy, notes: state.plan.resolved.notes.join(" ") }) : "";
+  if (!state.lrEdited) $("#plan-note").textContent = t("train.plan", { phases: phases.join("; "), auto });
 }
 // The first group whose learning rate is blank, not a number, zero or negative, as a message.
 function badLearningRate() {
   if (!state.lrEdited || !state.plan) return "";
   for (const g of state.plan.groups) {
     const v = state.lrs[g];
-    if (typeof v !== "number" || !Number.isFinite(v) || !(v > 0)) return `The learning rate of ${g} must be a number greater than 0.`;
+    if (typeof v !== "number" || !Number.isFinite(v) || !(v > 0)) return t("train.bad_lr", { group: g });
   }
   return "";
 }
 function emptyCharts() {
-  for (const id of ["#chart-loss", "#chart-acc", "#chart-lr"]) lineChart($(id), [], { label: "no run yet" });
+  for (const id of ["#chart-loss", "#chart-acc", "#chart-lr"]) lineChart($(id), [], { label: t("train.chart_empty") });
 }
 loaders.train = async () => {
   if (!state.live) emptyCharts();
@@ -122,7 +127,7 @@ loaders.train = async () => {
   syncTrainForm();
   await refreshPlan();
   await refreshJobs();
-  if (!state.dataset) say("#train-msg", "Choose a dataset on the Data page first.", "info");
+  if (!state.dataset) say("#train-msg", t("ui.choose_dataset_first"), "info");
 };
 $("#train-top").addEventListener("change", (ev) => {
   const n = bodyNames().length || 99;
@@ -138,12 +143,12 @@ $("#augment").addEventListener("change", () => refreshPlan());
 $("#lr-reset").addEventListener("click", () => { state.lrEdited = false; refreshPlan(); });
 $("#train-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  if (!state.dataset) return say("#train-msg", "Choose a dataset on the Data page first.");
+  if (!state.dataset) return say("#train-msg", t("ui.choose_dataset_first"));
   const bad = badLearningRate();
   if (bad) return say("#train-msg", bad);
   try {
     const job = await api("/api/jobs/train", { json: { data: state.dataset.path, ...trainOptions() } });
-    say("#train-msg", job.state === "queued" ? `Queued (position ${job.position}).` : "Started.", "ok");
+    say("#train-msg", job.state === "queued" ? t("train.queued", { position: fmtInt(job.position) }) : t("train.started"), "ok");
     follow(job);
     refreshJobs();
   } catch (err) {
