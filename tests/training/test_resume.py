@@ -94,8 +94,8 @@ def test_resume_matches_uninterrupted_run(full, tiny_data, tmp_path, kill):
     last = run_dir / "checkpoints" / "last.safetensors"
     assert last.is_file()
     if kill.phase == "probe" and isinstance(kill, _KillAt):  # the epoch checkpoint: the head
-        frozen = run_dir / "checkpoints" / "frozen.safetensors"
-        assert last.stat().st_size * 50 < frozen.stat().st_size
+        weights = [k for k in load_file(last) if ".weight" in k or ".bias" in k]
+        assert weights and all("head." in k for k in weights), weights
     assert not (run_dir / "best.safetensors").exists()
     resumed = fine_tune(resume=run_dir, progress=False, device="cpu")  # a safe override
     _assert_same_run(full, resumed)
