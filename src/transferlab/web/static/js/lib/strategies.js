@@ -10,8 +10,13 @@ export async function loadStrategies() {
   return state.strategies;
 }
 
+// Does strategy `name` use training option `option` (the registry's list)?
+export function usesOption(name, option) {
+  const s = state.strategies.find((x) => x.name === name);
+  return !!s && s.uses.includes(option);
+}
+
 // Does strategy `name` train the groups chosen on the Model page (train_top / train_groups)?
 export function usesSelection(name) {
-  const s = state.strategies.find((x) => x.name === name);
-  return !!s && s.uses.includes("train_top");
+  return usesOption(name, "train_top");
 }

@@ -5,7 +5,7 @@ import { $, $$, el, fmtInt, say } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { loaders } from "../lib/router.js";
 import { state } from "../lib/state.js";
-import { loadStrategies, usesSelection } from "../lib/strategies.js";
+import { loadStrategies, usesOption, usesSelection } from "../lib/strategies.js";
 import { follow, refreshJobs, renderLive } from "./live.js";
 import { bodyNames, ensureModels, loadSummary, numClasses } from "./model.js";
 
@@ -42,7 +42,7 @@ export function trainOptions() {
     if (state.sel.groups) opts.train_groups = state.sel.groups;
     else if (state.sel.top !== null) opts.train_top = state.sel.top;
   }
-  if (state.strategy === "two-phase") opts.probe_epochs = num("#probe-epochs");
+  if (usesOption(state.strategy, "probe_epochs")) opts.probe_epochs = num("#probe-epochs");
   // the table as the library takes it: one rate per group, input to head
   if (state.lrEdited && state.plan) opts.lrs = state.plan.groups.map((g) => state.lrs[g]);
   const m = state.models.find((x) => x.name === state.model);
@@ -59,7 +59,7 @@ function syncTrainForm() {
   $("#train-top-note").textContent = uses && state.sel.groups
     ? t("train.top_note_groups", { groups: state.sel.groups.join(", ") || t("train.no_body_group") })
     : uses ? t("train.top_note") : "";
-  $("#probe-wrap").hidden = state.strategy !== "two-phase";
+  $("#probe-wrap").hidden = !usesOption(state.strategy, "probe_epochs");
 }
 async function refreshPlan() {
   try {
